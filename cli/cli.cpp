@@ -1,0 +1,38 @@
+#include "cli/cli.h"
+
+#include <cstdio>
+#include <cstring>
+#include <iterator>
+
+#include "cli/commands.h"
+
+namespace thalamus::cli {
+namespace {
+
+// Add a subcommand here and declare it in commands.h.
+constexpr Command kCommands[] = {
+    {"config", "check a config file: thalamus config --config FILE", RunValidateConfig},
+};
+
+void PrintUsage() {
+  std::fprintf(stderr, "usage: thalamus <command> [options]\n\ncommands:\n");
+  for (const Command& command : kCommands) std::fprintf(stderr, "  %-10s %s\n", command.name, command.summary);
+  std::fprintf(stderr, "\n`thalamus <command> --help` describes a command's options.\n");
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+    PrintUsage();
+    return argc < 2 ? 2 : 0;
+  }
+  for (const Command& command : kCommands) {
+    if (std::strcmp(argv[1], command.name) == 0) return command.run(argc - 1, argv + 1);
+  }
+  std::fprintf(stderr, "thalamus: unknown command '%s'\n\n", argv[1]);
+  PrintUsage();
+  return 2;
+}
+
+}  // namespace thalamus::cli

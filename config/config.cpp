@@ -1,0 +1,160 @@
+#include "config/config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "config/yaml_reader.h"
+
+namespace thalamus::config {
+namespace {
+
+const std::set<std::string> kKinds = {"echo", "mamba", "transformer", "rag"};
+
+// Keys every expert block may have, and the extra keys of each kind.
+const std::set<std::string> kCommonExpertKeys = {"name", "kind", "replicas", "launch", "device", "threads",
+                                                 "concurrency", "queue_limit", "description"};
+const std::map<std::string, std::set<std::string>> kKindKeys = {
+    {"echo", {"delay_ms", "failure_rate", "prefix"}},
+    {"mamba", {"model", "tokenizer", "dtype", "max_batch", "max_context", "context_policy"}},
+    {"transformer", {"model", "tokenizer", "dtype", "max_batch", "max_context", "context_policy"}},
+    {"rag", {"domain", "index", "top_k", "embedder"}},
+};
+
+void ParseHttp(const MapReader& map, HttpConfig& http) {
+  http.host = map.String("host", http.host);
+  http.port = map.Int("port", http.port, 0, 65535);
+  http.threads = map.Int("threads", http.threads, 1, 256);
+  http.max_body_bytes = static_cast<size_t>(map.Int("max_body_bytes", static_cast<int>(http.max_body_bytes), 1024, 1 << 30));
+  map.RejectUnknown();
+}
+
+void ParseBroker(const MapReader& map, BrokerConfig& broker) {
+  broker.frontend = map.String("frontend", broker.frontend);
+  broker.backend = map.Endpoint("backend", broker.backend);
+  if (!broker.frontend.empty()) map.Endpoint("frontend", broker.frontend);
+  broker.heartbeat_ms = map.Int("heartbeat_ms", broker.heartbeat_ms, 10, 60000);
+  broker.liveness = map.Int("liveness", broker.liveness, 1, 100);
+  broker.queue_limit = map.Int("queue_limit", broker.queue_limit, 0, 1 << 24);
+  broker.default_deadline_ms = map.Int("default_deadline_ms", broker.default_deadline_ms, 1, 24 * 3600 * 1000);
+  broker.retry_after_ms = map.Int("retry_after_ms", broker.retry_after_ms, 0, 3600 * 1000);
+  map.RejectUnknown();
+}
+
+void ParseGate(const MapReader& map, GateConfig& gate) {
+  gate.path = map.Path("path", gate.path);
+  gate.top_k = map.Int("top_k", gate.top_k, 1, 64);
+  gate.threshold = map.Double("threshold", gate.threshold, 0.0, 1.0);
+  gate.default_expert = map.String("default_expert", gate.default_expert);
+  map.RejectUnknown();
+}
+
+void ParseSupervisor(const MapReader& map, SupervisorConfig& supervisor) {
+  supervisor.enabled = map.Bool("enabled", supervisor.enabled);
+  supervisor.restart_backoff_ms = map.Int("restart_backoff_ms", supervisor.restart_backoff_ms, 1, 600000);
+  supervisor.max_restart_backoff_ms =
+      map.Int("max_restart_backoff_ms", supervisor.max_restart_backoff_ms, supervisor.restart_backoff_ms, 3600000);
+  map.RejectUnknown();
+}
+
+ExpertConfig ParseExpert(const MapReader& map) {
+  ExpertConfig e;
+  e.file = map.file();
+  e.line = map.line();
+  e.name = map.RequiredString("name");
+  map.CheckName("name", e.name);
+  e.kind = map.RequiredString("kind");
+  if (!kKinds.count(e.kind)) map.Fail("kind", "unknown kind '" + e.kind + "' (expected echo, mamba, transformer or rag)");
+  std::set<std::string> allowed = kCommonExpertKeys;
+  allowed.insert(kKindKeys.at(e.kind).begin(), kKindKeys.at(e.kind).end());
+
+  e.replicas = map.Int("replicas", e.replicas, 0, 1024);
+  e.launch = map.OneOf("launch", e.launch, {"local", "external"});
+  e.device = map.String("device", e.device);
+  if (e.device != "cpu" && e.device.rfind("cuda", 0) != 0) map.Fail("device", "must be cpu, cuda or cuda:N, got '" + e.device + "'");
+  e.threads = map.Int("threads", e.threads, 1, 1024);
+  e.concurrency = map.Int("concurrency", e.concurrency, 1, 4096);
+  e.queue_limit = map.Int("queue_limit", e.queue_limit, 0, 1 << 20);
+  e.description = map.String("description", e.description);
+
+  e.delay_ms = map.Int("delay_ms", e.delay_ms, 0, 3600 * 1000);
+  e.failure_rate = map.Double("failure_rate", e.failure_rate, 0.0, 1.0);
+  e.prefix = map.String("prefix", e.prefix);
+
+  e.model = map.Path("model", e.model);
+  e.tokenizer = map.Path("tokenizer", e.tokenizer);
+  e.dtype = map.OneOf("dtype", e.dtype, {"float32", "float16", "bfloat16"});
+  e.max_batch = map.Int("max_batch", e.max_batch, 1, 1024);
+  e.max_context = map.Int("max_context", e.max_context, 0, 1 << 24);
+  e.context_policy = map.OneOf("context_policy", e.context_policy, {"error", "truncate_left"});
+  if ((e.kind == "mamba" || e.kind == "transformer") && e.model.empty()) map.Fail("model", "is required for kind " + e.kind);
+
+  e.domain = map.String("domain", e.domain);
+  e.index = map.Path("index", e.index);
+  e.top_k = map.Int("top_k", e.top_k, 1, 1000);
+  e.embedder = map.String("embedder", e.embedder);
+  if (e.kind == "rag" && e.index.empty()) map.Fail("index", "is required for kind rag");
+  if (e.kind == "rag" && e.domain.empty()) e.domain = e.name;
+
+  map.RejectUnknown(allowed);
+  return e;
+}
+
+Config Parse(const YAML::Node& root, const std::string& file) {
+  Config cfg;
+  cfg.file = file;
+  MapReader top(root, file, "");
+  if (auto node = top.Child("http")) ParseHttp(*node, cfg.http);
+  if (auto node = top.Child("broker")) ParseBroker(*node, cfg.broker);
+  if (auto node = top.Child("gate")) ParseGate(*node, cfg.gate);
+  if (auto node = top.Child("supervisor")) ParseSupervisor(*node, cfg.supervisor);
+  cfg.aggregation = top.OneOf("aggregation", cfg.aggregation, {"top1", "weighted", "concat", "ralm"});
+  std::set<std::string> names;
+  for (const MapReader& block : top.List("experts")) {
+    ExpertConfig expert = ParseExpert(block);
+    if (!names.insert(expert.name).second) block.Fail("name", "duplicate expert name '" + expert.name + "'");
+    cfg.experts.push_back(std::move(expert));
+  }
+  if (cfg.experts.empty()) top.Fail("experts", "at least one expert is required");
+  if (!cfg.gate.default_expert.empty() && !cfg.FindExpert(cfg.gate.default_expert)) {
+    top.Child("gate")->Fail("default_expert", "names no configured expert: '" + cfg.gate.default_expert + "'");
+  }
+  top.RejectUnknown();
+  return cfg;
+}
+
+}  // namespace
+
+const ExpertConfig* Config::FindExpert(const std::string& name) const {
+  for (const ExpertConfig& e : experts) {
+    if (e.name == name) return &e;
+  }
+  return nullptr;
+}
+
+Config LoadString(const std::string& yaml, const std::string& file_name) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::ParserException& e) {
+    std::ostringstream message;
+    message << file_name << ":" << e.mark.line + 1 << ":" << e.mark.column + 1 << ": YAML syntax error: " << e.msg;
+    throw ConfigError(message.str());
+  }
+  if (!root.IsMap()) throw ConfigError(file_name + ":1:1: the top level must be a map");
+  return Parse(root, file_name);
+}
+
+Config LoadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot read the config file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return LoadString(text.str(), path);
+}
+
+Config LoadDefault() { return LoadString(DefaultYaml(), "config/default.yaml"); }
+
+}  // namespace thalamus::config

@@ -1,0 +1,111 @@
+// config: the YAML file that describes a Thalamus deployment.
+//
+// One file names the router's endpoints, the gate, the aggregation strategy
+// and every expert service. Adding an expert is adding a block under
+// `experts:`. Loading validates everything up front; any unknown key, wrong
+// type or bad value throws ConfigError whose message names the file, the line
+// and the key ("config.yaml:12:5: experts[1].replicas: must be >= 1").
+// config/default.yaml is compiled into the binaries as the embedded default.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace thalamus::config {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct HttpConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;                      // 0: an ephemeral port
+  int threads = 2;
+  size_t max_body_bytes = 1 << 20;
+};
+
+struct BrokerConfig {
+  std::string frontend = "tcp://127.0.0.1:5555";  // ZeroMQ front end for clients; "" disables
+  std::string backend = "tcp://127.0.0.1:5556";   // experts connect here
+  int heartbeat_ms = 250;
+  int liveness = 3;                     // missed heartbeats before a peer is dead
+  int queue_limit = 1024;               // waiting requests per service before 429
+  int default_deadline_ms = 60000;
+  int retry_after_ms = 1000;            // advertised in 429/503 answers
+};
+
+struct GateConfig {
+  std::string path;                     // trained gate file; "" means the fallback rule
+  int top_k = 1;
+  double threshold = 0.0;
+  std::string default_expert;           // fallback rule: this service answers
+};
+
+struct ExpertConfig {
+  std::string name;                     // the service name clients and the gate use
+  std::string kind;                     // echo, mamba, transformer, rag
+  int replicas = 1;
+  std::string launch = "local";         // local: the router's supervisor starts it; external: started by hand
+  std::string device = "cpu";           // cpu, cuda, cuda:N
+  int threads = 1;                      // compute threads per replica
+  int concurrency = 1;                  // requests one replica works on at once
+  int queue_limit = 64;                 // requests one replica accepts beyond concurrency
+  std::string description;              // shown in /v1/models
+
+  // echo
+  int delay_ms = 0;
+  double failure_rate = 0.0;
+  std::string prefix;                   // echoed answer = prefix + prompt
+
+  // mamba, transformer
+  std::string model;                    // checkpoint directory (config.json + *.safetensors)
+  std::string tokenizer;                // tokenizer.json; default: <model>/tokenizer.json
+  std::string dtype = "float32";
+  int max_batch = 8;
+  int max_context = 0;                  // 0: the model's own limit
+  std::string context_policy = "error"; // error | truncate_left
+
+  // rag
+  std::string domain;
+  std::string index;                    // index directory written by `thalamus ingest`
+  int top_k = 4;
+  std::string embedder = "hashing";
+
+  // Where the block starts, for messages about it.
+  std::string file;
+  int line = 0;
+};
+
+struct SupervisorConfig {
+  bool enabled = true;                  // start `launch: local` experts from the router
+  int restart_backoff_ms = 500;
+  int max_restart_backoff_ms = 10000;
+};
+
+struct Config {
+  std::string file;                     // where it came from ("<embedded default>" for the default)
+  HttpConfig http;
+  BrokerConfig broker;
+  GateConfig gate;
+  SupervisorConfig supervisor;
+  std::string aggregation = "top1";     // top1 | weighted | concat | ralm
+  std::vector<ExpertConfig> experts;
+
+  // nullptr when no expert has this name.
+  const ExpertConfig* FindExpert(const std::string& name) const;
+};
+
+// Throws ConfigError (and only ConfigError) for unreadable files, YAML syntax
+// errors and invalid content.
+Config LoadFile(const std::string& path);
+Config LoadString(const std::string& yaml, const std::string& file_name);
+
+// The embedded config/default.yaml.
+const std::string& DefaultYaml();
+Config LoadDefault();
+
+}  // namespace thalamus::config

@@ -1,0 +1,64 @@
+#include "messages/messages.h"
+
+#include <flatbuffers/flatbuffers.h>
+
+namespace thalamus::messages {
+
+std::string Encode(const wire::EnvelopeT& envelope) {
+  flatbuffers::FlatBufferBuilder builder(256);
+  builder.Finish(wire::Envelope::Pack(builder, &envelope));
+  return std::string(reinterpret_cast<const char*>(builder.GetBufferPointer()), builder.GetSize());
+}
+
+std::optional<wire::EnvelopeT> Decode(const void* data, size_t size) {
+  if (data == nullptr || size == 0) return std::nullopt;
+  // FlatBuffers reads scalars in place, so the buffer must be aligned; ZeroMQ
+  // frames usually are, but a copy keeps the verifier honest when they aren't.
+  std::string aligned;
+  auto bytes = static_cast<const uint8_t*>(data);
+  if (reinterpret_cast<uintptr_t>(bytes) % alignof(std::max_align_t) != 0) {
+    aligned.assign(static_cast<const char*>(data), size);
+    bytes = reinterpret_cast<const uint8_t*>(aligned.data());
+  }
+  flatbuffers::Verifier verifier(bytes, size, /*max_depth=*/64, /*max_tables=*/1'000'000);
+  if (!wire::VerifyEnvelopeBuffer(verifier)) return std::nullopt;
+  const wire::Envelope* envelope = wire::GetEnvelope(bytes);
+  if (envelope->body_type() == wire::Body::NONE) return std::nullopt;
+  wire::EnvelopeT out;
+  envelope->UnPackTo(&out);
+  return out;
+}
+
+int HttpStatus(wire::StatusCode code) {
+  switch (code) {
+    case wire::StatusCode::OK: return 200;
+    case wire::StatusCode::BAD_REQUEST: return 400;
+    case wire::StatusCode::NOT_FOUND: return 404;
+    case wire::StatusCode::OVERLOADED: return 429;
+    case wire::StatusCode::UNAVAILABLE: return 503;
+    case wire::StatusCode::DEADLINE_EXCEEDED: return 504;
+    case wire::StatusCode::EXPERT_FAILED: return 502;
+    case wire::StatusCode::INTERNAL: return 500;
+    case wire::StatusCode::CANCELLED: return 499;
+    case wire::StatusCode::CONTEXT_TOO_LONG: return 400;
+  }
+  return 500;
+}
+
+const char* StatusName(wire::StatusCode code) {
+  switch (code) {
+    case wire::StatusCode::OK: return "ok";
+    case wire::StatusCode::BAD_REQUEST: return "bad_request";
+    case wire::StatusCode::NOT_FOUND: return "not_found";
+    case wire::StatusCode::OVERLOADED: return "overloaded";
+    case wire::StatusCode::UNAVAILABLE: return "unavailable";
+    case wire::StatusCode::DEADLINE_EXCEEDED: return "deadline_exceeded";
+    case wire::StatusCode::EXPERT_FAILED: return "expert_failed";
+    case wire::StatusCode::INTERNAL: return "internal";
+    case wire::StatusCode::CANCELLED: return "cancelled";
+    case wire::StatusCode::CONTEXT_TOO_LONG: return "context_too_long";
+  }
+  return "internal";
+}
+
+}  // namespace thalamus::messages

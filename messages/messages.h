@@ -1,0 +1,43 @@
+// messages: encode and decode the Envelopes of thalamus.fbs.
+//
+// Decode verifies every buffer with the FlatBuffers verifier before reading it
+// and returns std::nullopt for anything that does not verify, so a malformed
+// or hostile peer can never make a reader touch memory outside the buffer.
+// Decoded messages are owned object-API values (wire::EnvelopeT and friends).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "messages/thalamus_generated.h"
+
+namespace thalamus::messages {
+
+// Serializes `envelope` into a self-contained byte string.
+std::string Encode(const wire::EnvelopeT& envelope);
+
+// Wraps one body (ReadyT, ExpertRequestT, ...) in an Envelope and serializes it.
+template <typename BodyT>
+std::string EncodeBody(BodyT body) {
+  wire::EnvelopeT envelope;
+  envelope.body.Set(std::move(body));
+  return Encode(envelope);
+}
+
+// Verifies and unpacks. nullopt when the bytes are not a valid Envelope or the
+// Envelope has no body.
+std::optional<wire::EnvelopeT> Decode(const void* data, size_t size);
+inline std::optional<wire::EnvelopeT> Decode(std::string_view bytes) {
+  return Decode(bytes.data(), bytes.size());
+}
+
+// The HTTP status an error code maps to (200 for OK).
+int HttpStatus(wire::StatusCode code);
+// Lower-case snake name of a code, e.g. "deadline_exceeded"; used in JSON errors
+// and as the Prometheus status label.
+const char* StatusName(wire::StatusCode code);
+
+}  // namespace thalamus::messages

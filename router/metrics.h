@@ -1,0 +1,48 @@
+// The router's Prometheus metrics (prometheus-cpp), served at GET /metrics.
+// Thread-safe: every method may be called from any thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+namespace prometheus {
+class Registry;
+}
+
+namespace thalamus::router {
+
+class Metrics {
+ public:
+  Metrics();
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // thalamus_http_requests_total{endpoint,status}, thalamus_http_request_duration_seconds{endpoint}
+  void ObserveHttp(const std::string& endpoint, int status, double seconds);
+  // thalamus_frontend_requests_total{status} for the ZeroMQ front end, and its latency
+  void ObserveFrontend(const std::string& status, double seconds);
+  // thalamus_expert_requests_total{service,status}, thalamus_expert_failures_total{service,reason},
+  // thalamus_expert_request_duration_seconds{service}
+  void ObserveExpert(const std::string& service, const std::string& status, double seconds);
+  void CountExpertFailure(const std::string& service, const std::string& reason);
+  void CountRetry(const std::string& service);
+  // thalamus_live_workers{service}, thalamus_queue_depth{service}, thalamus_in_flight{service}
+  void SetLiveWorkers(const std::string& service, int n);
+  void SetQueueDepth(const std::string& service, int n);
+  void SetInFlight(const std::string& service, int n);
+  // thalamus_gate_selections_total{service}, thalamus_gate_fallbacks_total{reason}
+  void CountGateSelection(const std::string& service);
+  void CountGateFallback(const std::string& reason);
+
+  // The Prometheus text exposition format.
+  std::string Serialize() const;
+  prometheus::Registry& registry();
+
+ private:
+  struct Families;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<Families> families_;
+};
+
+}  // namespace thalamus::router

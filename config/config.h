@@ -53,7 +53,7 @@ struct ExpertConfig {
   std::string device = "cpu";           // cpu, cuda, cuda:N
   int threads = 1;                      // compute threads per replica
   int concurrency = 1;                  // requests one replica works on at once
-  int queue_limit = 64;                 // requests one replica accepts beyond concurrency
+  int queue_limit = 2;                  // requests one replica holds beyond concurrency (its pipeline depth)
   std::string description;              // shown in /v1/models
 
   // echo

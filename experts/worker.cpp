@@ -1,0 +1,289 @@
+#include "experts/worker.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <zmq.hpp>
+
+namespace thalamus::experts {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string Hostname() {
+  char name[256] = {0};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
+  return name;
+}
+
+}  // namespace
+
+class Worker::Impl {
+ public:
+  Impl(WorkerOptions options, std::unique_ptr<Expert> expert)
+      : options_(std::move(options)), expert_(std::move(expert)), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
+  }
+  ~Impl() { close(wake_fd_); }
+
+  void Run(const std::atomic<bool>& stop);
+
+  std::atomic<uint64_t> served{0};
+  std::atomic<uint64_t> invalid_frames{0};
+  std::atomic<uint64_t> reconnects{0};
+
+ private:
+  class ServedJob;
+
+  // Called from compute threads: queue an encoded envelope for the socket thread.
+  void Post(std::string bytes) {
+    {
+      std::lock_guard lock(outbox_mutex_);
+      outbox_.push_back(std::move(bytes));
+    }
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
+  }
+
+  void ComputeLoop();
+  bool Session(zmq::socket_t& socket, const std::atomic<bool>& stop);
+  void HandleFrame(zmq::socket_t& socket, const zmq::message_t& frame, bool& disconnect);
+  void Accept(zmq::socket_t& socket, wire::ExpertRequestT request);
+  void Send(zmq::socket_t& socket, const std::string& bytes);
+  void FlushOutbox(zmq::socket_t& socket);
+  void SendReady(zmq::socket_t& socket);
+  size_t InFlight() {
+    std::lock_guard lock(jobs_mutex_);
+    return jobs_.size();
+  }
+
+  WorkerOptions options_;
+  std::unique_ptr<Expert> expert_;
+  zmq::context_t context_{1};
+  int wake_fd_;
+
+  std::mutex outbox_mutex_;
+  std::deque<std::string> outbox_;
+
+  std::mutex jobs_mutex_;
+  std::condition_variable jobs_ready_;
+  std::deque<std::shared_ptr<ServedJob>> waiting_;
+  std::unordered_map<uint64_t, std::shared_ptr<ServedJob>> jobs_;  // waiting and running, by request id
+  bool stopping_ = false;
+};
+
+class Worker::Impl::ServedJob : public Job {
+ public:
+  ServedJob(Impl& owner, wire::ExpertRequestT request) : owner_(owner), request_(std::move(request)) {}
+  const wire::ExpertRequestT& request() const override { return request_; }
+  bool cancelled() const override { return cancelled_.load(std::memory_order_relaxed); }
+  void Cancel() { cancelled_ = true; }
+  void EmitText(std::string_view text) override {
+    if (!request_.stream || text.empty() || cancelled()) return;
+    wire::PartialT partial;
+    partial.request_id = request_.request_id;
+    partial.seq = next_seq_++;
+    partial.text = std::string(text);
+    owner_.Post(messages::EncodeBody(std::move(partial)));
+  }
+
+ private:
+  Impl& owner_;
+  wire::ExpertRequestT request_;
+  std::atomic<bool> cancelled_{false};
+  std::atomic<uint32_t> next_seq_{0};
+};
+
+void Worker::Impl::ComputeLoop() {
+  for (;;) {
+    std::shared_ptr<ServedJob> job;
+    {
+      std::unique_lock lock(jobs_mutex_);
+      jobs_ready_.wait(lock, [&] { return stopping_ || !waiting_.empty(); });
+      if (waiting_.empty()) return;
+      job = std::move(waiting_.front());
+      waiting_.pop_front();
+    }
+    const uint64_t id = job->request().request_id;
+    if (!job->cancelled()) {
+      wire::ExpertReplyT reply;
+      const auto start = Clock::now();
+      try {
+        reply = expert_->Serve(*job);
+      } catch (const std::exception& e) {
+        reply = wire::ExpertReplyT();
+        reply.status = wire::StatusCode::INTERNAL;
+        reply.error = std::string("expert threw: ") + e.what();
+      }
+      reply.request_id = id;
+      reply.compute_ms = std::chrono::duration<float, std::milli>(Clock::now() - start).count();
+      if (reply.status != wire::StatusCode::OK && reply.finish_reason.empty()) reply.finish_reason = "error";
+      // A cancelled request's answer is no longer awaited: the broker has answered already.
+      if (!job->cancelled()) Post(messages::EncodeBody(std::move(reply)));
+      served++;
+    }
+    std::lock_guard lock(jobs_mutex_);
+    jobs_.erase(id);
+  }
+}
+
+void Worker::Impl::Send(zmq::socket_t& socket, const std::string& bytes) {
+  // Never block the socket thread: with no route the broker will retry elsewhere.
+  auto sent = socket.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+  if (!sent) std::fprintf(stderr, "[%s] backend send queue full, dropped a frame\n", options_.service.c_str());
+}
+
+void Worker::Impl::SendReady(zmq::socket_t& socket) {
+  wire::ReadyT ready;
+  ready.service = options_.service;
+  ready.kind = options_.kind;
+  ready.capacity = static_cast<uint32_t>(options_.concurrency + options_.queue_limit);
+  ready.hostname = Hostname();
+  ready.pid = static_cast<uint32_t>(getpid());
+  ready.model = expert_->Model();
+  Send(socket, messages::EncodeBody(std::move(ready)));
+}
+
+void Worker::Impl::FlushOutbox(zmq::socket_t& socket) {
+  uint64_t count;
+  [[maybe_unused]] ssize_t n = read(wake_fd_, &count, sizeof(count));
+  std::deque<std::string> batch;
+  {
+    std::lock_guard lock(outbox_mutex_);
+    batch.swap(outbox_);
+  }
+  for (const std::string& bytes : batch) Send(socket, bytes);
+}
+
+void Worker::Impl::Accept(zmq::socket_t& socket, wire::ExpertRequestT request) {
+  const uint64_t id = request.request_id;
+  std::unique_lock lock(jobs_mutex_);
+  if (jobs_.count(id)) return;  // a duplicate delivery
+  if (jobs_.size() >= static_cast<size_t>(options_.concurrency + options_.queue_limit)) {
+    lock.unlock();
+    wire::ExpertReplyT reply;
+    reply.request_id = id;
+    reply.status = wire::StatusCode::OVERLOADED;
+    reply.error = "worker queue full";
+    reply.finish_reason = "error";
+    Send(socket, messages::EncodeBody(std::move(reply)));
+    return;
+  }
+  auto job = std::make_shared<ServedJob>(*this, std::move(request));
+  jobs_.emplace(id, job);
+  waiting_.push_back(std::move(job));
+  jobs_ready_.notify_one();
+}
+
+void Worker::Impl::HandleFrame(zmq::socket_t& socket, const zmq::message_t& frame, bool& disconnect) {
+  auto envelope = messages::Decode(frame.data(), frame.size());
+  if (!envelope) {
+    invalid_frames++;
+    return;
+  }
+  switch (envelope->body.type) {
+    case wire::Body::ExpertRequest:
+      Accept(socket, std::move(*envelope->body.AsExpertRequest()));
+      break;
+    case wire::Body::Cancel: {
+      std::lock_guard lock(jobs_mutex_);
+      auto it = jobs_.find(envelope->body.AsCancel()->request_id);
+      if (it != jobs_.end()) it->second->Cancel();
+      break;
+    }
+    case wire::Body::Disconnect:
+      disconnect = true;
+      break;
+    case wire::Body::Heartbeat:
+      break;
+    default:
+      invalid_frames++;
+  }
+}
+
+// One connection to the broker. Returns when it should be re-established
+// (broker silent or DISCONNECT) or when `stop` is set.
+bool Worker::Impl::Session(zmq::socket_t& socket, const std::atomic<bool>& stop) {
+  const auto heartbeat = std::chrono::milliseconds(options_.heartbeat_ms);
+  const auto silence_limit = heartbeat * options_.liveness;
+  SendReady(socket);
+  auto last_heard = Clock::now();
+  auto next_heartbeat = Clock::now() + heartbeat;
+  zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+  while (!stop.load()) {
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat - Clock::now());
+    zmq::poll(items, 2, std::max(wait, std::chrono::milliseconds(0)));
+    bool disconnect = false;
+    if (items[0].revents & ZMQ_POLLIN) {
+      last_heard = Clock::now();
+      zmq::message_t frame;
+      while (socket.recv(frame, zmq::recv_flags::dontwait)) HandleFrame(socket, frame, disconnect);
+    }
+    if (items[1].revents & ZMQ_POLLIN) FlushOutbox(socket);
+    if (disconnect) return true;
+    const auto now = Clock::now();
+    if (now >= next_heartbeat) {
+      wire::HeartbeatT beat;
+      beat.in_flight = static_cast<uint32_t>(InFlight());
+      Send(socket, messages::EncodeBody(std::move(beat)));
+      next_heartbeat = now + heartbeat;
+    }
+    if (now - last_heard > silence_limit) return true;
+  }
+  return false;
+}
+
+void Worker::Impl::Run(const std::atomic<bool>& stop) {
+  std::vector<std::thread> threads;
+  for (int i = 0; i < options_.concurrency; ++i) threads.emplace_back([this] { ComputeLoop(); });
+  bool first = true;
+  while (!stop.load()) {
+    if (!first) {
+      reconnects++;
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.heartbeat_ms));
+    }
+    first = false;
+    zmq::socket_t socket(context_, zmq::socket_type::dealer);
+    socket.set(zmq::sockopt::linger, 0);
+    socket.connect(options_.backend);
+    if (Session(socket, stop)) continue;
+    // Stopping: finish the work in hand, deliver it, then say goodbye.
+    {
+      std::lock_guard lock(jobs_mutex_);
+      stopping_ = true;
+    }
+    jobs_ready_.notify_all();
+    for (std::thread& thread : threads) thread.join();
+    threads.clear();
+    FlushOutbox(socket);
+    wire::DisconnectT goodbye;
+    goodbye.reason = "shutting down";
+    Send(socket, messages::EncodeBody(std::move(goodbye)));
+    socket.set(zmq::sockopt::linger, 1000);
+  }
+  {
+    std::lock_guard lock(jobs_mutex_);
+    stopping_ = true;
+  }
+  jobs_ready_.notify_all();
+  for (std::thread& thread : threads) thread.join();
+}
+
+Worker::Worker(WorkerOptions options, std::unique_ptr<Expert> expert)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(expert))) {}
+Worker::~Worker() = default;
+void Worker::Run(const std::atomic<bool>& stop) { impl_->Run(stop); }
+uint64_t Worker::served() const { return impl_->served.load(); }
+uint64_t Worker::invalid_frames() const { return impl_->invalid_frames.load(); }
+uint64_t Worker::reconnects() const { return impl_->reconnects.load(); }
+
+}  // namespace thalamus::experts

@@ -1,0 +1,57 @@
+// Worker: the runtime every expert process runs (the worker side of the
+// Majordomo-style protocol in router/broker.h).
+//
+// It connects a DEALER socket to the router's backend endpoint, announces its
+// service with READY, heartbeats, and serves ExpertRequests by calling
+// Expert::Serve from `concurrency` threads, holding at most `queue_limit`
+// more in a bounded queue (beyond that it answers OVERLOADED). Streaming text
+// goes back as Partial messages. If the router goes silent for `liveness`
+// heartbeats, or says DISCONNECT, the worker reconnects and announces itself
+// again. Invalid frames are counted and dropped, never trusted.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "experts/expert.h"
+
+namespace thalamus::experts {
+
+struct WorkerOptions {
+  std::string backend;      // router backend endpoint, e.g. tcp://10.0.0.5:5556
+  std::string service;      // service name announced in READY
+  std::string kind;
+  int concurrency = 1;
+  int queue_limit = 2;
+  int heartbeat_ms = 250;
+  int liveness = 3;
+};
+
+class Worker {
+ public:
+  Worker(WorkerOptions options, std::unique_ptr<Expert> expert);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Serves until `stop` becomes true (checked every heartbeat), then sends
+  // DISCONNECT, lets in-flight requests finish and returns.
+  void Run(const std::atomic<bool>& stop);
+
+  // Counters, for tests and logs.
+  uint64_t served() const;
+  uint64_t invalid_frames() const;
+  uint64_t reconnects() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// `thalamus-expert`'s main: parses --config/--expert/--backend and runs a
+// Worker until SIGINT/SIGTERM. Returns the process exit code.
+int ExpertMain(int argc, char** argv);
+
+}  // namespace thalamus::experts

@@ -1,0 +1,108 @@
+// Broker: the router's side of the Majordomo-style expert protocol (after
+// ZeroMQ RFC 7/18, with FlatBuffers frames instead of MDP's text frames).
+//
+// Experts connect a DEALER to the backend ROUTER socket and say READY with
+// their service. The broker keeps, per service, the live workers and a
+// bounded queue of waiting requests; it sends each request to the live
+// worker with the fewest in flight (under its announced capacity), enforces
+// each request's deadline (sending CANCEL to the worker), and when a worker
+// dies (DISCONNECT, send failure, or `liveness` missed heartbeats) retries its
+// requests once on another worker, unless their answer was already being
+// streamed. A full queue answers OVERLOADED and a service with no live worker
+// UNAVAILABLE, both with retry_after_ms: nothing queues without bound.
+// ROUTER_MANDATORY is on, so no message to a vanished worker is lost silently.
+//
+// Lives on an EventLoop: Dispatch and callbacks run on the loop thread only.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "config/config.h"
+#include "messages/messages.h"
+#include "router/event_loop.h"
+#include "router/metrics.h"
+#include "router/query_service.h"
+
+namespace thalamus::router {
+
+struct DispatchOutcome {
+  std::string worker;       // hostname:pid of the worker that answered ("" if none)
+  uint32_t attempts = 0;
+  double latency_ms = 0;
+  uint32_t retry_after_ms = 0;  // for OVERLOADED / UNAVAILABLE
+};
+
+struct DispatchCallbacks {
+  std::function<void(const wire::PartialT& partial)> on_partial;              // optional
+  std::function<void(wire::ExpertReplyT reply, const DispatchOutcome& outcome)> on_reply;  // exactly once
+};
+
+class Broker {
+ public:
+  using Clock = EventLoop::Clock;
+
+  // Binds the backend socket now (so its port is known), serving on `loop`.
+  Broker(const config::Config& config, EventLoop& loop, Metrics& metrics);
+  ~Broker();
+
+  // The bound backend endpoint, with a wildcard port resolved.
+  const std::string& endpoint() const { return endpoint_; }
+
+  // Loop thread only. Sends `request` to `service`; request_id is assigned here
+  // and returned. on_reply may run before Dispatch returns (immediate errors).
+  uint64_t Dispatch(const std::string& service, wire::ExpertRequestT request, Clock::time_point deadline,
+                    DispatchCallbacks callbacks);
+  // Loop thread only. Abandons a request: the worker is told to cancel and
+  // on_reply is called with CANCELLED.
+  void Cancel(uint64_t request_id);
+
+  // Any thread: a snapshot of every known service.
+  std::vector<ServiceInfo> Services() const;
+  bool HasLiveWorker(const std::string& service) const;
+
+ private:
+  struct Worker;
+  struct Service;
+  struct Pending;
+
+  void OnBackendReadable();
+  void OnFrame(const std::string& identity, const zmq::message_t& payload);
+  void OnReady(const std::string& identity, wire::ReadyT ready);
+  void OnReply(Worker& worker, wire::ExpertReplyT reply);
+  void OnPartial(Worker& worker, const wire::PartialT& partial);
+  void OnHeartbeatTick();
+  void RemoveWorker(const std::string& identity, const std::string& why);
+  void Pump(Service& service);
+  bool SendTo(const std::string& identity, const std::string& bytes);
+  void Finish(uint64_t request_id, wire::ExpertReplyT reply);
+  void FailNow(const std::string& service, wire::StatusCode code, const std::string& error, uint32_t retry_after_ms,
+               DispatchCallbacks& callbacks);
+  Service& ServiceNamed(const std::string& name);
+  void PublishSnapshot();
+
+  const config::Config& config_;
+  EventLoop& loop_;
+  Metrics& metrics_;
+  zmq::socket_t socket_;
+  std::string endpoint_;
+  std::chrono::milliseconds heartbeat_;
+  uint64_t next_request_id_ = 1;
+
+  std::map<std::string, std::unique_ptr<Service>> services_;
+  std::unordered_map<std::string, std::unique_ptr<Worker>> workers_;  // by ZeroMQ identity
+  std::unordered_map<uint64_t, std::unique_ptr<Pending>> pending_;
+
+  mutable std::mutex snapshot_mutex_;
+  std::vector<ServiceInfo> snapshot_;
+};
+
+}  // namespace thalamus::router

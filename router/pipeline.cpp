@@ -1,0 +1,249 @@
+// The Router query pipeline: gate -> plan -> broker -> aggregate. Runs on the
+// event loop thread only.
+#include <algorithm>
+#include <chrono>
+
+#include "router/router.h"
+
+namespace thalamus::router {
+namespace {
+
+using Clock = EventLoop::Clock;
+
+double MillisSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+uint64_t UnixMillis(std::chrono::system_clock::time_point t) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+}
+
+template <typename T>
+std::vector<std::unique_ptr<T>> CloneAll(const std::vector<std::unique_ptr<T>>& items) {
+  std::vector<std::unique_ptr<T>> out;
+  for (const auto& item : items) out.push_back(item ? std::make_unique<T>(*item) : nullptr);
+  return out;
+}
+
+}  // namespace
+
+struct Router::QueryState {
+  wire::QueryT query;
+  QueryCallbacks callbacks;
+  Clock::time_point start;
+  Clock::time_point deadline;
+  std::chrono::system_clock::time_point wall_deadline;
+  GateDecision decision;
+  std::string plan = "direct";
+  std::string generator;                          // ralm: who answers after retrieval
+  std::vector<std::unique_ptr<wire::PassageT>> context;  // ralm: passages given to the generator
+  std::vector<wire::ExpertTraceT> traces;         // one per expert request, in dispatch order
+  std::vector<wire::ExpertReplyT> replies;        // parallel to traces
+  std::vector<bool> answering;                    // parallel to traces: its text is (part of) the answer
+  std::vector<uint32_t> retry_after_ms;           // parallel to traces
+  size_t outstanding = 0;
+  bool generating = false;
+  bool streamed = false;
+};
+
+Router::Router(const config::Config& config, EventLoop& loop, Broker& broker, Metrics& metrics)
+    : config_(config), loop_(loop), broker_(broker), metrics_(metrics), gate_(config) {}
+
+std::vector<ServiceInfo> Router::Services() const { return broker_.Services(); }
+
+bool Router::Ready() const {
+  for (const config::ExpertConfig& expert : config_.experts) {
+    if (expert.replicas > 0 && !broker_.HasLiveWorker(expert.name)) return false;
+  }
+  return true;
+}
+
+void Router::Submit(wire::QueryT query, QueryCallbacks callbacks) {
+  auto shared_query = std::make_shared<wire::QueryT>(std::move(query));
+  auto shared_callbacks = std::make_shared<QueryCallbacks>(std::move(callbacks));
+  loop_.Post([this, shared_query, shared_callbacks] {
+    SubmitInLoop(std::move(*shared_query), std::move(*shared_callbacks));
+  });
+}
+
+void Router::SubmitInLoop(wire::QueryT query, QueryCallbacks callbacks) {
+  auto state = std::make_shared<QueryState>();
+  state->start = Clock::now();
+  const uint32_t deadline_ms = query.deadline_ms ? query.deadline_ms : static_cast<uint32_t>(config_.broker.default_deadline_ms);
+  state->deadline = state->start + std::chrono::milliseconds(deadline_ms);
+  state->wall_deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms);
+  state->query = std::move(query);
+  state->callbacks = std::move(callbacks);
+
+  if (state->query.prompt.empty() && state->query.messages.empty()) {
+    wire::QueryResultT result;
+    result.client_request_id = state->query.client_request_id;
+    result.status = wire::StatusCode::BAD_REQUEST;
+    result.error = "the query has neither a prompt nor messages";
+    state->callbacks.on_result(std::move(result));
+    return;
+  }
+  state->decision = gate_.Decide(state->query);
+  if (state->decision.status != wire::StatusCode::OK) {
+    metrics_.CountGateFallback("unknown_expert");
+    wire::QueryResultT result;
+    result.client_request_id = state->query.client_request_id;
+    result.status = state->decision.status;
+    result.error = state->decision.error;
+    state->callbacks.on_result(std::move(result));
+    return;
+  }
+  for (const std::string& service : state->decision.chosen) metrics_.CountGateSelection(service);
+
+  std::vector<std::string> retrievers;
+  for (const std::string& service : state->decision.chosen) {
+    if (config_.FindExpert(service)->kind != "rag" && state->generator.empty()) state->generator = service;
+  }
+  if (config_.aggregation == "ralm" && !state->generator.empty()) {
+    for (const config::ExpertConfig& expert : config_.experts) {
+      if (expert.kind == "rag") retrievers.push_back(expert.name);
+    }
+  }
+  if (!retrievers.empty()) {
+    state->plan = "ralm";
+    DispatchExperts(state, retrievers, /*answering=*/false);
+  } else {
+    DispatchExperts(state, state->decision.chosen, /*answering=*/true);
+  }
+}
+
+void Router::DispatchExperts(const std::shared_ptr<QueryState>& state, const std::vector<std::string>& services,
+                             bool answering) {
+  // One extra count while dispatching, so replies that fail immediately
+  // cannot complete the query before every request has been sent.
+  state->outstanding += services.size() + 1;
+  const bool stream_through = answering && state->query.stream && services.size() == 1;
+  for (const std::string& service : services) {
+    wire::ExpertRequestT request;
+    request.prompt = state->query.prompt;
+    request.messages = CloneAll(state->query.messages);
+    if (state->query.params) request.params = std::make_unique<wire::GenerationParamsT>(*state->query.params);
+    request.stream = stream_through;
+    request.deadline_unix_ms = UnixMillis(state->wall_deadline);
+    if (state->generating) request.context = CloneAll(state->context);
+
+    const size_t index = state->traces.size();
+    wire::ExpertTraceT trace;
+    trace.service = service;
+    for (const auto& score : state->decision.scores) {
+      if (score.service == service) trace.gate_probability = score.probability;
+    }
+    state->traces.push_back(std::move(trace));
+    state->replies.emplace_back();
+    state->answering.push_back(answering);
+    state->retry_after_ms.push_back(0);
+
+    DispatchCallbacks callbacks;
+    if (stream_through) {
+      callbacks.on_partial = [state](const wire::PartialT& partial) {
+        state->streamed = true;
+        if (state->callbacks.on_partial) state->callbacks.on_partial(partial.text);
+      };
+    }
+    callbacks.on_reply = [this, state, index](wire::ExpertReplyT reply, const DispatchOutcome& outcome) {
+      OnExpertReply(state, index, std::move(reply), outcome);
+    };
+    broker_.Dispatch(service, std::move(request), state->deadline, std::move(callbacks));
+  }
+  OnExpertReply(state, SIZE_MAX, {}, {});  // releases the dispatching count
+}
+
+void Router::OnExpertReply(const std::shared_ptr<QueryState>& state, size_t index, wire::ExpertReplyT reply,
+                           const DispatchOutcome& outcome) {
+  if (index != SIZE_MAX) {
+    wire::ExpertTraceT& trace = state->traces[index];
+    trace.worker = outcome.worker;
+    trace.status = reply.status;
+    trace.error = reply.error;
+    trace.text = reply.text;
+    trace.passages = CloneAll(reply.passages);
+    trace.confidence = reply.confidence;
+    trace.latency_ms = static_cast<float>(outcome.latency_ms);
+    trace.attempts = outcome.attempts;
+    state->retry_after_ms[index] = outcome.retry_after_ms;
+    state->replies[index] = std::move(reply);
+  }
+  if (--state->outstanding > 0) return;
+  if (state->plan == "ralm" && !state->generating) {
+    StartGeneration(state);
+  } else {
+    Complete(state);
+  }
+}
+
+void Router::StartGeneration(const std::shared_ptr<QueryState>& state) {
+  std::vector<const wire::PassageT*> passages;
+  int k = 1;
+  for (size_t i = 0; i < state->replies.size(); ++i) {
+    for (const auto& passage : state->replies[i].passages) passages.push_back(passage.get());
+    k = std::max(k, config_.FindExpert(state->traces[i].service)->top_k);
+  }
+  std::stable_sort(passages.begin(), passages.end(), [](auto* a, auto* b) { return a->score > b->score; });
+  if (passages.size() > static_cast<size_t>(k)) passages.resize(static_cast<size_t>(k));
+  for (const wire::PassageT* passage : passages) state->context.push_back(std::make_unique<wire::PassageT>(*passage));
+  state->generating = true;
+  DispatchExperts(state, {state->generator}, /*answering=*/true);
+}
+
+void Router::Complete(const std::shared_ptr<QueryState>& state) {
+  wire::QueryResultT result;
+  result.client_request_id = state->query.client_request_id;
+  const wire::ExpertReplyT* best = nullptr;
+  double best_weight = -1;
+  const wire::ExpertReplyT* first_failure = nullptr;
+  uint32_t failure_retry_after = 0;
+  std::string concatenated;
+  for (size_t i = 0; i < state->replies.size(); ++i) {
+    if (!state->answering[i]) continue;
+    const wire::ExpertReplyT& reply = state->replies[i];
+    if (reply.status != wire::StatusCode::OK) {
+      if (!first_failure) first_failure = &reply, failure_retry_after = state->retry_after_ms[i];
+      continue;
+    }
+    // top1 keeps the gate's order; weighted weighs it by the expert's confidence.
+    double weight = config_.aggregation == "weighted" ? state->traces[i].gate_probability * reply.confidence
+                                                      : -static_cast<double>(i);
+    if (!best || weight > best_weight) best = &reply, best_weight = weight;
+    if (!concatenated.empty()) concatenated += "\n\n";
+    concatenated += "[" + state->traces[i].service + "] " + reply.text;
+    for (const auto& passage : reply.passages) result.citations.push_back(std::make_unique<wire::PassageT>(*passage));
+    result.prompt_tokens += reply.prompt_tokens;
+    result.completion_tokens += reply.completion_tokens;
+  }
+  if (!best) {
+    result.status = first_failure ? first_failure->status : wire::StatusCode::INTERNAL;
+    result.error = first_failure ? first_failure->error : "no expert answered";
+    result.retry_after_ms = failure_retry_after;
+  } else {
+    const bool concat = config_.aggregation == "concat";
+    result.answer = concat ? concatenated : best->text;
+    result.finish_reason = best->finish_reason;
+    if (state->plan == "ralm") {
+      result.citations = CloneAll(state->context);
+    } else if (!concat) {
+      result.citations = CloneAll(best->passages);
+    }
+  }
+  auto trace = std::make_unique<wire::TraceT>();
+  for (const auto& score : state->decision.scores) trace->gate.push_back(std::make_unique<wire::GateScoreT>(score));
+  trace->gate_reason = state->decision.reason;
+  trace->chosen = state->decision.chosen;
+  trace->plan = state->plan;
+  trace->aggregation = config_.aggregation;
+  for (const auto& expert_trace : state->traces) trace->experts.push_back(std::make_unique<wire::ExpertTraceT>(expert_trace));
+  trace->total_ms = static_cast<float>(MillisSince(state->start));
+  if (state->query.with_trace) result.trace = std::move(trace);
+
+  if (state->query.stream && !state->streamed && result.status == wire::StatusCode::OK && !result.answer.empty() &&
+      state->callbacks.on_partial) {
+    state->callbacks.on_partial(result.answer);
+  }
+  state->callbacks.on_result(std::move(result));
+}
+
+}  // namespace thalamus::router

@@ -1,0 +1,105 @@
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+
+#include "router/broker.h"
+#include "router/event_loop.h"
+#include "router/http_server.h"
+#include "router/metrics.h"
+#include "router/router.h"
+#include "router/supervisor.h"
+#include "router/zmq_frontend.h"
+
+namespace thalamus::router {
+namespace {
+
+// Writes what a test or an operator needs to reach this router: the bound
+// ports, which may have been chosen by the kernel. Atomic via rename.
+void WriteReadyFile(const std::string& path, int http_port, const std::string& backend, const std::string& frontend) {
+  nlohmann::json ready = {{"pid", static_cast<int>(getpid())}, {"http_port", http_port}, {"backend", backend},
+                          {"frontend", frontend}};
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary);
+    out << ready.dump() << "\n";
+  }
+  std::rename(temporary.c_str(), path.c_str());
+}
+
+int Serve(const config::Config& config, const std::string& config_path, const std::string& ready_file, bool supervise) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  // Blocked before any thread starts, so every thread inherits the mask and
+  // sigwait below is the one place they are handled.
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  Metrics metrics;
+  EventLoop loop;
+  Broker broker(config, loop, metrics);
+  Router router(config, loop, broker, metrics);
+  std::unique_ptr<ZmqFrontend> frontend;
+  if (!config.broker.frontend.empty()) frontend = std::make_unique<ZmqFrontend>(config.broker.frontend, loop, router, metrics);
+  HttpServer http(config.http, router, metrics);
+  loop.Start();
+  http.Start();
+  std::unique_ptr<Supervisor> supervisor;
+  if (supervise && config.supervisor.enabled) {
+    supervisor = std::make_unique<Supervisor>(config, config_path, broker.endpoint());
+    supervisor->Start();
+  }
+  const std::string frontend_endpoint = frontend ? frontend->endpoint() : "";
+  std::fprintf(stderr, "thalamus-router: %s; http://%s:%d, front end %s, backend %s\n", config.file.c_str(),
+               config.http.host.c_str(), http.port(), frontend_endpoint.c_str(), broker.endpoint().c_str());
+  if (!ready_file.empty()) WriteReadyFile(ready_file, http.port(), broker.endpoint(), frontend_endpoint);
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  std::fprintf(stderr, "thalamus-router: signal %d, shutting down\n", signal_number);
+  if (supervisor) supervisor->Stop();
+  http.Stop();
+  loop.Stop();
+  return 0;
+}
+
+}  // namespace
+
+int RouterMain(int argc, char** argv) {
+  namespace po = boost::program_options;
+  po::options_description options("thalamus-router: the Thalamus router");
+  options.add_options()("help,h", "show this help")
+      ("config", po::value<std::string>(), "config file (default: the embedded config/default.yaml)")
+      ("ready-file", po::value<std::string>(), "write the bound endpoints here as JSON once serving")
+      ("no-supervise", "do not start the config's local experts");
+  po::variables_map vars;
+  try {
+    po::store(po::parse_command_line(argc, argv, options), vars);
+  } catch (const po::error& e) {
+    std::cerr << "thalamus-router: " << e.what() << "\n" << options;
+    return 2;
+  }
+  if (vars.count("help")) {
+    std::cout << options;
+    return 0;
+  }
+  try {
+    const std::string config_path = vars.count("config") ? vars["config"].as<std::string>() : "";
+    config::Config config = config_path.empty() ? config::LoadDefault() : config::LoadFile(config_path);
+    return Serve(config, config_path, vars.count("ready-file") ? vars["ready-file"].as<std::string>() : "",
+                 !vars.count("no-supervise"));
+  } catch (const config::ConfigError& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "thalamus-router: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace thalamus::router

@@ -1,0 +1,96 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/support/process.h"
+
+namespace thalamus::config {
+namespace {
+
+std::string ErrorOf(const std::string& yaml) {
+  try {
+    LoadString(yaml, "test.yaml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, EmbeddedDefaultLoads) {
+  Config cfg = LoadDefault();
+  ASSERT_FALSE(cfg.experts.empty());
+  EXPECT_NE(cfg.FindExpert(cfg.gate.default_expert), nullptr);
+  EXPECT_EQ(cfg.file, "config/default.yaml");
+}
+
+TEST(Config, ParsesAnExpertBlock) {
+  Config cfg = LoadString(R"(
+http: {port: 0, threads: 3}
+broker: {backend: "tcp://127.0.0.1:*", frontend: "", heartbeat_ms: 100}
+experts:
+  - name: echo-a
+    kind: echo
+    replicas: 3
+    delay_ms: 20
+    failure_rate: 0.25
+  - name: docs
+    kind: rag
+    index: /tmp/idx
+)", "t.yaml");
+  EXPECT_EQ(cfg.http.port, 0);
+  EXPECT_EQ(cfg.http.threads, 3);
+  EXPECT_EQ(cfg.broker.backend, "tcp://127.0.0.1:*");
+  EXPECT_EQ(cfg.broker.frontend, "");
+  ASSERT_EQ(cfg.experts.size(), 2u);
+  EXPECT_EQ(cfg.experts[0].replicas, 3);
+  EXPECT_DOUBLE_EQ(cfg.experts[0].failure_rate, 0.25);
+  EXPECT_EQ(cfg.experts[0].line, 5);
+  EXPECT_EQ(cfg.experts[1].domain, "docs");  // defaults to the name
+}
+
+TEST(Config, ErrorsNameFileLineAndKey) {
+  EXPECT_EQ(ErrorOf("experts:\n  - name: a\n    kind: echo\n    replicas: lots\n"),
+            "test.yaml:4:15: experts[0].replicas: must be an integer, got 'lots'");
+  EXPECT_EQ(ErrorOf("experts:\n  - name: a\n    kind: echo\n    colour: red\n"),
+            "test.yaml:4:5: experts[0].colour: unknown key");
+  EXPECT_EQ(ErrorOf("experts:\n  - name: a\n    kind: echo\n    model: /m\n"),
+            "test.yaml:4:5: experts[0].model: unknown key");  // a mamba key on an echo expert
+  EXPECT_EQ(ErrorOf("experts:\n  - name: a\n    kind: wizard\n"),
+            "test.yaml:3:11: experts[0].kind: unknown kind 'wizard' (expected echo, mamba, transformer or rag)");
+  EXPECT_EQ(ErrorOf("http:\n  port: 70000\nexperts:\n  - {name: a, kind: echo}\n"),
+            "test.yaml:2:9: http.port: must be between 0 and 65535, got 70000");
+  EXPECT_EQ(ErrorOf("experts:\n  - {name: a, kind: echo}\n  - {name: a, kind: echo}\n"),
+            "test.yaml:3:12: experts[1].name: duplicate expert name 'a'");
+  EXPECT_EQ(ErrorOf("experts:\n  - {name: m, kind: mamba}\n"), "test.yaml:2:5: experts[0].model: is required for kind mamba");
+  EXPECT_EQ(ErrorOf("broker:\n  backend: localhost:5556\nexperts:\n  - {name: a, kind: echo}\n"),
+            "test.yaml:2:12: broker.backend: must be a ZeroMQ endpoint like tcp://127.0.0.1:5556, tcp://0.0.0.0:* or "
+            "ipc:///tmp/x, got 'localhost:5556'");
+  EXPECT_EQ(ErrorOf("gate:\n  default_expert: nobody\nexperts:\n  - {name: a, kind: echo}\n"),
+            "test.yaml:2:19: gate.default_expert: names no configured expert: 'nobody'");
+  EXPECT_EQ(ErrorOf("experts:\n  - {name: 'a b', kind: echo}\n"),
+            "test.yaml:2:12: experts[0].name: must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or "
+            "digit, got 'a b'");
+  EXPECT_EQ(ErrorOf("experts: []\n"), "test.yaml:1:10: experts: at least one expert is required");
+  EXPECT_EQ(ErrorOf("bogus: 1\nexperts:\n  - {name: a, kind: echo}\n"), "test.yaml:1:1: bogus: unknown key");
+}
+
+TEST(Config, SyntaxErrorsAndOtherShapes) {
+  EXPECT_EQ(ErrorOf("experts: [\n"), "test.yaml:2:1: YAML syntax error: end of sequence flow not found");
+  EXPECT_EQ(ErrorOf("- just\n- a list\n"), "test.yaml:1:1: the top level must be a map");
+  EXPECT_EQ(ErrorOf("experts:\n  - 5\n"), "test.yaml:2:5: experts[0]: must be a map of keys");
+  EXPECT_EQ(ErrorOf("http: 8080\nexperts:\n  - {name: a, kind: echo}\n"), "test.yaml:1:7: http: must be a map of keys");
+}
+
+TEST(Config, MissingFileIsAConfigError) {
+  EXPECT_THROW(LoadFile("/nonexistent/thalamus.yaml"), ConfigError);
+}
+
+TEST(Config, RelativePathsResolveAgainstTheConfigFolder) {
+  testing::TempDir dir;
+  std::string file = dir.Write("c.yaml", "experts:\n  - {name: d, kind: rag, index: indexes/d}\n");
+  Config cfg = LoadFile(file);
+  EXPECT_EQ(cfg.experts[0].index, dir.path() + "/indexes/d");
+}
+
+}  // namespace
+}  // namespace thalamus::config

@@ -1,0 +1,108 @@
+#include "messages/messages.h"
+
+#include <random>
+
+#include <gtest/gtest.h>
+
+namespace thalamus::messages {
+namespace {
+
+TEST(Messages, RoundTripsAnExpertRequest) {
+  wire::ExpertRequestT request;
+  request.request_id = 42;
+  request.service = "echo";
+  request.prompt = "hello";
+  auto message = std::make_unique<wire::ChatMessageT>();
+  message->role = "user";
+  message->content = "hi";
+  request.messages.push_back(std::move(message));
+  request.params = std::make_unique<wire::GenerationParamsT>();
+  request.params->max_tokens = 7;
+  request.params->stop = {"\n", "END"};
+  request.stream = true;
+
+  auto decoded = Decode(EncodeBody(std::move(request)));
+  ASSERT_TRUE(decoded.has_value());
+  ASSERT_EQ(decoded->body.type, wire::Body::ExpertRequest);
+  const wire::ExpertRequestT& out = *decoded->body.AsExpertRequest();
+  EXPECT_EQ(out.request_id, 42u);
+  EXPECT_EQ(out.service, "echo");
+  EXPECT_EQ(out.prompt, "hello");
+  ASSERT_EQ(out.messages.size(), 1u);
+  EXPECT_EQ(out.messages[0]->content, "hi");
+  EXPECT_EQ(out.params->max_tokens, 7);
+  EXPECT_EQ(out.params->stop, (std::vector<std::string>{"\n", "END"}));
+  EXPECT_TRUE(out.stream);
+}
+
+TEST(Messages, DefaultsSurviveTheWire) {
+  wire::QueryT query;
+  query.prompt = "x";
+  auto decoded = Decode(EncodeBody(std::move(query)));
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_TRUE(decoded->body.AsQuery()->with_trace);
+  EXPECT_EQ(decoded->protocol, 1);
+}
+
+TEST(Messages, RejectsEmptyAndGarbage) {
+  EXPECT_FALSE(Decode("").has_value());
+  EXPECT_FALSE(Decode("not a flatbuffer at all").has_value());
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::string bytes(rng() % 200, '\0');
+    for (char& c : bytes) c = static_cast<char>(rng());
+    // Must never crash or read out of bounds (run under ASan to be sure);
+    // random bytes almost never form a valid Envelope with a body.
+    (void)Decode(bytes);
+  }
+}
+
+TEST(Messages, RejectsTruncatedAndCorruptedBuffers) {
+  wire::ReadyT ready;
+  ready.service = "mamba";
+  ready.capacity = 4;
+  const std::string bytes = EncodeBody(std::move(ready));
+  ASSERT_TRUE(Decode(bytes).has_value());
+  // A cut that removes referenced bytes must be rejected; one that only
+  // drops trailing padding may pass, but then must still read the same values.
+  int rejected = 0;
+  for (size_t cut = 0; cut < bytes.size(); ++cut) {
+    auto decoded = Decode(bytes.substr(0, cut));
+    if (!decoded) {
+      ++rejected;
+      continue;
+    }
+    EXPECT_EQ(decoded->body.AsReady()->service, "mamba") << "truncated at " << cut;
+    EXPECT_EQ(decoded->body.AsReady()->capacity, 4u) << "truncated at " << cut;
+  }
+  EXPECT_GT(rejected, static_cast<int>(bytes.size()) - 8);
+  int accepted_corruptions = 0;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    std::string corrupted = bytes;
+    corrupted[i] = static_cast<char>(corrupted[i] ^ 0xff);
+    if (auto decoded = Decode(corrupted)) ++accepted_corruptions;  // a flipped string byte is still valid
+  }
+  EXPECT_LT(accepted_corruptions, static_cast<int>(bytes.size()));
+}
+
+TEST(Messages, DecodesUnalignedBuffers) {
+  wire::HeartbeatT beat;
+  beat.in_flight = 3;
+  const std::string bytes = EncodeBody(std::move(beat));
+  std::string shifted = "x" + bytes;
+  auto decoded = Decode(shifted.data() + 1, bytes.size());
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(decoded->body.AsHeartbeat()->in_flight, 3u);
+}
+
+TEST(Messages, MapsStatusCodesToHttp) {
+  EXPECT_EQ(HttpStatus(wire::StatusCode::OK), 200);
+  EXPECT_EQ(HttpStatus(wire::StatusCode::OVERLOADED), 429);
+  EXPECT_EQ(HttpStatus(wire::StatusCode::UNAVAILABLE), 503);
+  EXPECT_EQ(HttpStatus(wire::StatusCode::DEADLINE_EXCEEDED), 504);
+  EXPECT_EQ(HttpStatus(wire::StatusCode::NOT_FOUND), 404);
+  EXPECT_STREQ(StatusName(wire::StatusCode::DEADLINE_EXCEEDED), "deadline_exceeded");
+}
+
+}  // namespace
+}  // namespace thalamus::messages

@@ -67,4 +67,13 @@ torch::Tensor ReferenceCausalConv1d(const torch::Tensor& x, const torch::Tensor&
 // True when this build has the CUDA kernels and a GPU is visible.
 bool CudaAvailable();
 
+// The optimized CPU kernels run on ATen's intra-op thread pool; these set and
+// read its size (the pool at::set_num_threads controls). n must be >= 1.
+void SetCpuThreads(int n);
+int CpuThreads();
+
+// Which instruction-set variant the optimized CPU kernels run: "avx2"
+// (x86-64-v3) or "baseline". THALAMUS_KERNELS_CPU_ISA=baseline forces the latter.
+const char* CpuKernelIsa();
+
 }  // namespace thalamus::kernels

@@ -1,0 +1,241 @@
+// Compiled with -O3 -ffast-math (see cpu_loops.h). The loops are written so
+// GCC vectorizes them: fixed-width inner loops over kScanLanes, no branches in
+// the hot paths, expf/log1pf that map to libmvec's vector variants. Each loop
+// body is instantiated twice, for x86-64-v2 and x86-64-v3 (AVX2+FMA), and the
+// variant is chosen at run time from the CPU.
+#include "kernels/cpu_loops.h"
+
+#include <math.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#define THALAMUS_INLINE inline __attribute__((always_inline))
+#if defined(__x86_64__)
+#define THALAMUS_HAVE_AVX2_VARIANT 1
+#define THALAMUS_TARGET_AVX2 __attribute__((target("arch=x86-64-v3")))
+#else
+#define THALAMUS_HAVE_AVX2_VARIANT 0
+#endif
+
+namespace thalamus::kernels::internal {
+namespace {
+
+constexpr int64_t L = kScanLanes;
+constexpr int64_t kChunk = 64;  // time steps staged per lane group; 4 buffers of 4 KiB stay in L1
+
+// Above 20, softplus(v) == v in fp32; clamping keeps expf finite under -ffast-math.
+THALAMUS_INLINE float Softplus(float v) { return v <= 20.0f ? log1pf(expf(std::min(v, 20.0f))) : v; }
+
+// z * sigmoid(z); the clamp keeps expf finite, the result underflows to 0 either way.
+THALAMUS_INLINE float Silu(float v) { return v / (1.0f + expf(std::min(-v, 80.0f))); }
+
+// Copies `count` steps of kScanLanes channel rows (row stride `seqlen`) into a
+// time-major [count][L] buffer; channels past `lanes` read as 0.
+THALAMUS_INLINE void GatherLanes(const float* rows, int64_t seqlen, int64_t lanes, int64_t count, float* out) {
+  for (int64_t l = 0; l < L; ++l) {
+    if (l < lanes) {
+      for (int64_t t = 0; t < count; ++t) out[t * L + l] = rows[l * seqlen + t];
+    } else {
+      for (int64_t t = 0; t < count; ++t) out[t * L + l] = 0.0f;
+    }
+  }
+}
+
+struct LaneParams {
+  float bias[L] = {};
+  float skip[L] = {};  // D
+};
+
+// Runs the recurrence for one chunk of `count` steps. x: [dstate][L] state,
+// a: [dstate][L] A transposed. B_rows, C_rows: [count][dstate].
+THALAMUS_INLINE void ScanChunk(int64_t count, int64_t dstate, const float* a, const float* B_rows,
+                               const float* C_rows, const float* u, const float* dt, float* x, float* y) {
+  for (int64_t t = 0; t < count; ++t) {
+    float step[L], drive[L], acc[L] = {};
+    for (int64_t l = 0; l < L; ++l) {
+      step[l] = dt[t * L + l];
+      drive[l] = step[l] * u[t * L + l];
+    }
+    const float* b_row = B_rows + t * dstate;
+    const float* c_row = C_rows + t * dstate;
+    for (int64_t n = 0; n < dstate; ++n) {
+      const float bn = b_row[n], cn = c_row[n];
+      float* xn = x + n * L;
+      const float* an = a + n * L;
+      for (int64_t l = 0; l < L; ++l) {
+        xn[l] = expf(step[l] * an[l]) * xn[l] + drive[l] * bn;
+        acc[l] += cn * xn[l];
+      }
+    }
+    for (int64_t l = 0; l < L; ++l) y[t * L + l] = acc[l];
+  }
+}
+
+THALAMUS_INLINE void ScanLaneGroup(const CpuScanArgs& p, int64_t b, int64_t d0, float* a, float* x) {
+  const int64_t lanes = std::min(L, p.dim - d0);
+  LaneParams lp;
+  for (int64_t l = 0; l < lanes; ++l) {
+    if (p.delta_bias) lp.bias[l] = p.delta_bias[d0 + l];
+    if (p.D) lp.skip[l] = p.D[d0 + l];
+  }
+  for (int64_t n = 0; n < p.dstate; ++n) {
+    for (int64_t l = 0; l < L; ++l) a[n * L + l] = l < lanes ? p.A[(d0 + l) * p.dstate + n] : 0.0f;
+  }
+  std::fill(x, x + p.dstate * L, 0.0f);
+
+  const int64_t row = (b * p.dim + d0) * p.seqlen;
+  alignas(64) float u[kChunk * L], dt[kChunk * L], gate[kChunk * L], y[kChunk * L];
+  for (int64_t t0 = 0; t0 < p.seqlen; t0 += kChunk) {
+    const int64_t count = std::min(kChunk, p.seqlen - t0);
+    GatherLanes(p.u + row + t0, p.seqlen, lanes, count, u);
+    GatherLanes(p.delta + row + t0, p.seqlen, lanes, count, dt);
+    for (int64_t i = 0; i < count * L; ++i) {
+      const float v = dt[i] + lp.bias[i % L];
+      dt[i] = p.delta_softplus ? Softplus(v) : v;
+    }
+    const int64_t by_time = (b * p.seqlen + t0) * p.dstate;
+    ScanChunk(count, p.dstate, a, p.B_by_time + by_time, p.C_by_time + by_time, u, dt, x, y);
+    for (int64_t i = 0; i < count * L; ++i) y[i] += lp.skip[i % L] * u[i];
+    if (p.z) {
+      GatherLanes(p.z + row + t0, p.seqlen, lanes, count, gate);
+      for (int64_t i = 0; i < count * L; ++i) y[i] *= Silu(gate[i]);
+    }
+    for (int64_t l = 0; l < lanes; ++l) {
+      for (int64_t t = 0; t < count; ++t) p.y[row + l * p.seqlen + t0 + t] = y[t * L + l];
+    }
+  }
+  for (int64_t l = 0; l < lanes; ++l) {
+    for (int64_t n = 0; n < p.dstate; ++n) p.last_state[(b * p.dim + d0 + l) * p.dstate + n] = x[n * L + l];
+  }
+}
+
+THALAMUS_INLINE void ScanTasksBody(const CpuScanArgs& p, int64_t begin, int64_t end) {
+  const int64_t groups = (p.dim + L - 1) / L;
+  std::vector<float> a(p.dstate * L), x(p.dstate * L);
+  for (int64_t task = begin; task < end; ++task) {
+    ScanLaneGroup(p, task / groups, (task % groups) * L, a.data(), x.data());
+  }
+}
+
+THALAMUS_INLINE void StateUpdateBody(const CpuStateUpdateArgs& p, int64_t begin, int64_t end) {
+  constexpr int64_t kRows = 64;
+  float step[kRows];
+  for (int64_t r0 = begin; r0 < end; r0 += kRows) {
+    const int64_t count = std::min(kRows, end - r0);
+    // softplus for a block of rows at once so it vectorizes across channels.
+    for (int64_t i = 0; i < count; ++i) {
+      const float v = p.dt[r0 + i] + (p.dt_bias ? p.dt_bias[(r0 + i) % p.dim] : 0.0f);
+      step[i] = p.dt_softplus ? Softplus(v) : v;
+    }
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t row = r0 + i, b = row / p.dim, d = row % p.dim;
+      float* state = p.state + row * p.dstate;
+      const float* a = p.A + d * p.dstate;
+      const float* bb = p.B + b * p.dstate;
+      const float* cc = p.C + b * p.dstate;
+      const float drive = step[i] * p.x[row];
+      float acc = 0.0f;
+      for (int64_t n = 0; n < p.dstate; ++n) {
+        state[n] = expf(step[i] * a[n]) * state[n] + drive * bb[n];
+        acc += cc[n] * state[n];
+      }
+      if (p.D) acc += p.D[d] * p.x[row];
+      if (p.z) acc *= Silu(p.z[row]);
+      p.y[row] = acc;
+    }
+  }
+}
+
+THALAMUS_INLINE void ConvRowsBody(const CpuConvArgs& p, int64_t begin, int64_t end) {
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t d = row % p.dim;
+    const float* x = p.x + row * p.seqlen;
+    const float* w = p.weight + d * p.width;
+    float* out = p.out + row * p.seqlen;
+    const float bias = p.bias ? p.bias[d] : 0.0f;
+    for (int64_t t = 0; t < p.seqlen; ++t) out[t] = bias;
+    // Tap k reads x[t - shift]; the first `shift` outputs see the zero padding.
+    for (int64_t k = 0; k < p.width; ++k) {
+      const int64_t shift = p.width - 1 - k;
+      const float wk = w[k];
+      for (int64_t t = shift; t < p.seqlen; ++t) out[t] += wk * x[t - shift];
+    }
+    if (p.silu) {
+      for (int64_t t = 0; t < p.seqlen; ++t) out[t] = Silu(out[t]);
+    }
+  }
+}
+
+THALAMUS_INLINE void ConvUpdateBody(const CpuConvUpdateArgs& p, int64_t begin, int64_t end) {
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t d = row % p.dim;
+    float* window = p.conv_state + row * p.width;
+    std::memmove(window, window + 1, (p.width - 1) * sizeof(float));
+    window[p.width - 1] = p.x[row];
+    float acc = p.bias ? p.bias[d] : 0.0f;
+    for (int64_t k = 0; k < p.width; ++k) acc += p.weight[d * p.width + k] * window[k];
+    p.out[row] = p.silu ? Silu(acc) : acc;
+  }
+}
+
+bool UseAvx2() {
+#if THALAMUS_HAVE_AVX2_VARIANT
+  static const bool use = [] {
+    const char* forced = std::getenv("THALAMUS_KERNELS_CPU_ISA");
+    if (forced != nullptr && std::strcmp(forced, "baseline") == 0) return false;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return use;
+#else
+  return false;
+#endif
+}
+
+// One baseline and (on x86-64) one AVX2 copy of each body.
+#if THALAMUS_HAVE_AVX2_VARIANT
+#define THALAMUS_DISPATCH(Body, Args, args, begin, end)                                                   \
+  do {                                                                                                     \
+    if (UseAvx2()) {                                                                                       \
+      Body##Avx2(args, begin, end);                                                                        \
+    } else {                                                                                               \
+      Body##Baseline(args, begin, end);                                                                    \
+    }                                                                                                      \
+  } while (false)
+#define THALAMUS_VARIANTS(Body, Args)                                                                      \
+  void Body##Baseline(const Args& a, int64_t b, int64_t e) { Body(a, b, e); }                              \
+  THALAMUS_TARGET_AVX2 void Body##Avx2(const Args& a, int64_t b, int64_t e) { Body(a, b, e); }
+#else
+#define THALAMUS_DISPATCH(Body, Args, args, begin, end) Body##Baseline(args, begin, end)
+#define THALAMUS_VARIANTS(Body, Args) \
+  void Body##Baseline(const Args& a, int64_t b, int64_t e) { Body(a, b, e); }
+#endif
+
+THALAMUS_VARIANTS(ScanTasksBody, CpuScanArgs)
+THALAMUS_VARIANTS(StateUpdateBody, CpuStateUpdateArgs)
+THALAMUS_VARIANTS(ConvRowsBody, CpuConvArgs)
+THALAMUS_VARIANTS(ConvUpdateBody, CpuConvUpdateArgs)
+
+}  // namespace
+
+void RunScanTasks(const CpuScanArgs& args, int64_t begin, int64_t end) {
+  THALAMUS_DISPATCH(ScanTasksBody, CpuScanArgs, args, begin, end);
+}
+
+void RunStateUpdateRows(const CpuStateUpdateArgs& args, int64_t begin, int64_t end) {
+  THALAMUS_DISPATCH(StateUpdateBody, CpuStateUpdateArgs, args, begin, end);
+}
+
+void RunConvRows(const CpuConvArgs& args, int64_t begin, int64_t end) {
+  THALAMUS_DISPATCH(ConvRowsBody, CpuConvArgs, args, begin, end);
+}
+
+void RunConvUpdateRows(const CpuConvUpdateArgs& args, int64_t begin, int64_t end) {
+  THALAMUS_DISPATCH(ConvUpdateBody, CpuConvUpdateArgs, args, begin, end);
+}
+
+const char* SelectedCpuIsa() { return UseAvx2() ? "avx2" : "baseline"; }
+
+}  // namespace thalamus::kernels::internal

@@ -61,6 +61,10 @@ class Worker::Impl {
   void Send(zmq::socket_t& socket, const std::string& bytes);
   void FlushOutbox(zmq::socket_t& socket);
   void SendReady(zmq::socket_t& socket);
+  void Release(uint64_t request_id) {
+    std::lock_guard lock(jobs_mutex_);
+    jobs_.erase(request_id);
+  }
   size_t InFlight() {
     std::lock_guard lock(jobs_mutex_);
     return jobs_.size();
@@ -127,12 +131,15 @@ void Worker::Impl::ComputeLoop() {
       reply.request_id = id;
       reply.compute_ms = std::chrono::duration<float, std::milli>(Clock::now() - start).count();
       if (reply.status != wire::StatusCode::OK && reply.finish_reason.empty()) reply.finish_reason = "error";
+      // Leave the queue before answering: the broker sends the next request
+      // as soon as it has the answer, and that one must find the slot free.
+      Release(id);
       // A cancelled request's answer is no longer awaited: the broker has answered already.
       if (!job->cancelled()) Post(messages::EncodeBody(std::move(reply)));
       served++;
+    } else {
+      Release(id);
     }
-    std::lock_guard lock(jobs_mutex_);
-    jobs_.erase(id);
   }
 }
 

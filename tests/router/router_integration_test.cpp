@@ -1,0 +1,320 @@
+// Starts the real router and experts on loopback with ephemeral ports.
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include "messages/messages.h"
+#include "tests/support/process.h"
+
+namespace thalamus {
+namespace {
+
+using nlohmann::json;
+using testing::HttpRequest;
+using testing::Process;
+using testing::WaitFor;
+using namespace std::chrono_literals;
+
+std::string Header(int queue_limit) {
+  return "http: {port: 0, threads: 2}\n"
+         "broker: {frontend: \"tcp://127.0.0.1:*\", backend: \"tcp://127.0.0.1:*\", heartbeat_ms: 100, liveness: 3, "
+         "queue_limit: " + std::to_string(queue_limit) + "}\n"
+         "supervisor: {restart_backoff_ms: 100}\n";
+}
+
+// A router (and, through its supervisor, its local experts) from `experts_yaml`.
+class Cluster {
+ public:
+  explicit Cluster(const std::string& body, bool wait_ready = true, int queue_limit = 1000) {
+    config_ = dir_.Write("thalamus.yaml", Header(queue_limit) + body);
+    const std::string ready = dir_.path() + "/ready.json";
+    router_ = Process(testing::BinDir() + "/thalamus-router", {"--config", config_, "--ready-file", ready}, log());
+    bool up = WaitFor([&] { return !testing::ReadFile(ready).empty(); }, 20s);
+    if (!up) throw std::runtime_error("router did not start: " + testing::ReadFile(log()));
+    json info = json::parse(testing::ReadFile(ready));
+    port_ = info["http_port"];
+    backend_ = info["backend"];
+    frontend_ = info["frontend"];
+    if (wait_ready && !WaitFor([&] { return HttpRequest(port_, "GET", "/readyz").status == 200; }, 20s)) {
+      throw std::runtime_error("router not ready: " + testing::ReadFile(log()));
+    }
+  }
+
+  // An expert started by hand, as on another host.
+  Process StartExpert(const std::string& name) {
+    return Process(testing::BinDir() + "/thalamus-expert", {"--config", config_, "--expert", name, "--backend", backend_},
+                   log());
+  }
+
+  int port() const { return port_; }
+  const std::string& frontend() const { return frontend_; }
+  Process& router() { return router_; }
+  std::string log() const { return dir_.path() + "/log.txt"; }
+
+ private:
+  testing::TempDir dir_;
+  std::string config_;
+  Process router_;
+  int port_ = 0;
+  std::string backend_;
+  std::string frontend_;
+};
+
+json Chat(const std::string& text, const std::string& model = "", bool stream = false) {
+  json body = {{"messages", json::array({{{"role", "user"}, {"content", text}}})}, {"stream", stream}};
+  if (!model.empty()) body["model"] = model;
+  return body;
+}
+
+int LiveWorkers(int port, const std::string& service) {
+  auto response = HttpRequest(port, "GET", "/v1/models");
+  if (response.status != 200) return -1;
+  const json models = json::parse(response.body);
+  for (const json& model : models["data"]) {
+    if (model["id"] == service) return model.value("live_workers", -1);
+  }
+  return -1;
+}
+
+TEST(RouterIntegration, ChatCompletionThroughAnEchoExpert) {
+  Cluster cluster("experts:\n  - {name: echo, kind: echo, replicas: 1}\n");
+  auto response = HttpRequest(cluster.port(), "POST", "/v1/chat/completions", Chat("hello thalamus").dump());
+  ASSERT_EQ(response.status, 200) << response.body;
+  json answer = json::parse(response.body);
+  EXPECT_EQ(answer["object"], "chat.completion");
+  EXPECT_EQ(answer["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(answer["choices"][0]["message"]["content"], "hello thalamus");
+  EXPECT_EQ(answer["choices"][0]["finish_reason"], "stop");
+
+  auto completion = HttpRequest(cluster.port(), "POST", "/v1/completions", json({{"prompt", "abc def"}}).dump());
+  ASSERT_EQ(completion.status, 200) << completion.body;
+  EXPECT_EQ(json::parse(completion.body)["choices"][0]["text"], "abc def");
+
+  auto metrics = HttpRequest(cluster.port(), "GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("thalamus_http_requests_total"), std::string::npos);
+  EXPECT_NE(metrics.body.find("thalamus_expert_requests_total{service=\"echo\",status=\"ok\"}"), std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("thalamus_live_workers{service=\"echo\"} 1"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("thalamus_gate_selections_total{service=\"echo\"}"), std::string::npos);
+}
+
+TEST(RouterIntegration, StreamsServerSentEventsEndingInDone) {
+  Cluster cluster("experts:\n  - {name: echo, kind: echo, replicas: 1, delay_ms: 40}\n");
+  auto response = HttpRequest(cluster.port(), "POST", "/v1/chat/completions",
+                              Chat("one two three four", "echo", /*stream=*/true).dump());
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_NE(response.headers["content-type"].find("text/event-stream"), std::string::npos);
+  auto events = testing::SseData(response.body);
+  ASSERT_GE(events.size(), 3u) << response.body;
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string text;
+  int content_chunks = 0;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    json chunk = json::parse(events[i]);
+    EXPECT_EQ(chunk["object"], "chat.completion.chunk");
+    const json& delta = chunk["choices"][0]["delta"];
+    if (delta.contains("content")) {
+      text += delta["content"].get<std::string>();
+      ++content_chunks;
+    }
+  }
+  EXPECT_EQ(text, "one two three four");
+  EXPECT_EQ(content_chunks, 4);  // word by word, as the expert produced them
+}
+
+TEST(RouterIntegration, NativeQueryReturnsTheTrace) {
+  Cluster cluster("experts:\n  - {name: echo, kind: echo, replicas: 1}\n  - {name: other, kind: echo, prefix: 'B:', replicas: 1}\n");
+  auto response = HttpRequest(cluster.port(), "POST", "/v1/query", json({{"prompt", "x"}, {"experts", {"other"}}}).dump());
+  ASSERT_EQ(response.status, 200) << response.body;
+  json answer = json::parse(response.body);
+  EXPECT_EQ(answer["answer"], "B:x");
+  EXPECT_EQ(answer["trace"]["chosen"], json::array({"other"}));
+  EXPECT_EQ(answer["trace"]["plan"], "direct");
+  ASSERT_EQ(answer["trace"]["experts"].size(), 1u);
+  EXPECT_EQ(answer["trace"]["experts"][0]["service"], "other");
+  EXPECT_EQ(answer["trace"]["experts"][0]["attempts"], 1);
+  EXPECT_NE(answer["trace"]["experts"][0]["worker"].get<std::string>().find(':'), std::string::npos);
+
+  auto unknown = HttpRequest(cluster.port(), "POST", "/v1/chat/completions", Chat("x", "nobody").dump());
+  EXPECT_EQ(unknown.status, 404) << unknown.body;
+  EXPECT_TRUE(json::parse(unknown.body).contains("error"));
+}
+
+TEST(RouterIntegration, NoRequestLostWhenAReplicaIsKilledMidLoad) {
+  Cluster cluster("experts:\n  - {name: echo, kind: echo, launch: external, replicas: 2, concurrency: 2, delay_ms: 30}\n",
+                  /*wait_ready=*/false);
+  Process first = cluster.StartExpert("echo");
+  Process second = cluster.StartExpert("echo");
+  ASSERT_TRUE(WaitFor([&] { return LiveWorkers(cluster.port(), "echo") == 2; }, 20s))
+      << testing::ReadFile(cluster.log()) << HttpRequest(cluster.port(), "GET", "/v1/models").body;
+
+  constexpr int kClients = 8, kPerClient = 25;
+  std::atomic<int> ok{0}, done{0};
+  std::vector<std::string> failures(kClients);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < kPerClient; ++i) {
+        const std::string text = "client " + std::to_string(c) + " request " + std::to_string(i);
+        auto response = HttpRequest(cluster.port(), "POST", "/v1/chat/completions", Chat(text).dump());
+        if (response.status == 200 && json::parse(response.body)["choices"][0]["message"]["content"] == text) {
+          ++ok;
+        } else {
+          failures[c] += std::to_string(response.status) + " " + response.body + "\n";
+        }
+        ++done;
+      }
+    });
+  }
+  ASSERT_TRUE(WaitFor([&] { return done.load() >= kClients * kPerClient / 4; }, 60s));
+  first.Signal(SIGKILL);  // no goodbye: the broker must notice missed heartbeats and retry
+  for (auto& client : clients) client.join();
+  std::string all_failures;
+  for (auto& f : failures) all_failures += f;
+  EXPECT_EQ(ok.load(), kClients * kPerClient) << all_failures;
+  EXPECT_EQ(LiveWorkers(cluster.port(), "echo"), 1);
+  auto metrics = HttpRequest(cluster.port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("thalamus_expert_retries_total{service=\"echo\"}"), std::string::npos) << metrics;
+}
+
+TEST(RouterIntegration, DeadlineExceededAnswers504AndFreesTheWorker) {
+  Cluster cluster("experts:\n  - {name: slow, kind: echo, replicas: 1, queue_limit: 0, delay_ms: 3000}\n");
+  const auto start = std::chrono::steady_clock::now();
+  auto response = HttpRequest(cluster.port(), "POST", "/v1/query", json({{"prompt", "x"}, {"deadline_ms", 300}}).dump());
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(response.status, 504) << response.body;
+  EXPECT_LT(elapsed, 2500ms);
+  EXPECT_EQ(json::parse(response.body)["error"]["code"], "deadline_exceeded") << response.body;
+  // The worker was told to cancel, so its only slot is free for the next request
+  // at once (otherwise this one would wait out the first request's 3 s).
+  const auto second_start = std::chrono::steady_clock::now();
+  auto second = HttpRequest(cluster.port(), "POST", "/v1/completions", json({{"prompt", "y"}}).dump());
+  EXPECT_EQ(second.status, 200) << second.body;
+  EXPECT_LT(std::chrono::steady_clock::now() - second_start, 5000ms);
+}
+
+TEST(RouterIntegration, OverloadAnswers429WithRetryAfter) {
+  // One slot at the worker and one in the broker's queue: of six concurrent
+  // requests two are served and four are turned away at once.
+  Cluster cluster("experts:\n  - {name: slow, kind: echo, replicas: 1, concurrency: 1, queue_limit: 0, delay_ms: 1500}\n",
+                  /*wait_ready=*/true, /*queue_limit=*/1);
+  std::vector<std::thread> threads;
+  std::vector<int> statuses(6);
+  std::vector<std::string> retry_after(6);
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&, i] {
+      auto response = HttpRequest(cluster.port(), "POST", "/v1/completions", json({{"prompt", "x"}}).dump());
+      statuses[i] = response.status;
+      retry_after[i] = response.headers["retry-after"];
+    });
+  }
+  for (auto& t : threads) t.join();
+  int served = 0, turned_away = 0;
+  for (int i = 0; i < 6; ++i) {
+    if (statuses[i] == 200) ++served;
+    if (statuses[i] == 429) {
+      ++turned_away;
+      EXPECT_EQ(retry_after[i], "1");
+    }
+  }
+  EXPECT_EQ(served, 2);
+  EXPECT_EQ(turned_away, 4);
+}
+
+TEST(RouterIntegration, BadInputGetsJsonErrors) {
+  Cluster cluster("experts:\n  - {name: echo, kind: echo, replicas: 1}\n");
+  auto bad_json = HttpRequest(cluster.port(), "POST", "/v1/chat/completions", "{not json");
+  EXPECT_EQ(bad_json.status, 400);
+  EXPECT_TRUE(json::parse(bad_json.body)["error"].contains("message"));
+  auto wrong_type = HttpRequest(cluster.port(), "POST", "/v1/chat/completions", json({{"messages", "hi"}}).dump());
+  EXPECT_EQ(wrong_type.status, 400);
+  auto huge = HttpRequest(cluster.port(), "POST", "/v1/completions", std::string(3 << 20, 'x'));
+  EXPECT_EQ(huge.status, 413);
+  auto missing = HttpRequest(cluster.port(), "GET", "/v2/nothing");
+  EXPECT_EQ(missing.status, 404);
+  // The router is still fine.
+  EXPECT_EQ(HttpRequest(cluster.port(), "POST", "/v1/completions", json({{"prompt", "ok"}}).dump()).status, 200);
+}
+
+TEST(RouterIntegration, SupervisorRestartsAKilledExpert) {
+  Cluster cluster("experts:\n  - {name: echo, kind: echo, replicas: 1}\n");
+  auto worker_of = [&] {
+    auto response = HttpRequest(cluster.port(), "POST", "/v1/query", json({{"prompt", "x"}}).dump());
+    if (response.status != 200) return std::string();
+    return json::parse(response.body)["trace"]["experts"][0]["worker"].get<std::string>();
+  };
+  const std::string before = worker_of();
+  ASSERT_FALSE(before.empty());
+  const pid_t pid = std::stoi(before.substr(before.rfind(':') + 1));
+  kill(pid, SIGKILL);
+  std::string after;
+  EXPECT_TRUE(WaitFor([&] { after = worker_of(); return !after.empty() && after != before; }, 20s)) << testing::ReadFile(cluster.log());
+}
+
+TEST(RouterIntegration, NoLiveWorkerAnswers503WithRetryAfter) {
+  Cluster cluster("experts:\n  - {name: echo, kind: echo, launch: external}\n", /*wait_ready=*/false);
+  EXPECT_EQ(HttpRequest(cluster.port(), "GET", "/readyz").status, 503);
+  auto response = HttpRequest(cluster.port(), "POST", "/v1/completions", json({{"prompt", "x"}}).dump());
+  EXPECT_EQ(response.status, 503) << response.body;
+  EXPECT_EQ(response.headers["retry-after"], "1");
+}
+
+TEST(RouterIntegration, ZeroMqFrontEndAnswersQueries) {
+  Cluster cluster("experts:\n  - {name: echo, kind: echo, replicas: 1}\n");
+  zmq::context_t context;
+  zmq::socket_t client(context, zmq::socket_type::dealer);
+  client.set(zmq::sockopt::rcvtimeo, 10000);
+  client.connect(cluster.frontend());
+
+  wire::QueryT query;
+  query.client_request_id = 77;
+  query.prompt = "alpha beta";
+  query.stream = true;
+  client.send(zmq::buffer(messages::EncodeBody(std::move(query))));
+  std::string streamed;
+  for (;;) {
+    zmq::message_t frame;
+    ASSERT_TRUE(client.recv(frame));
+    auto envelope = messages::Decode(frame.data(), frame.size());
+    ASSERT_TRUE(envelope.has_value());
+    if (envelope->body.type == wire::Body::Partial) {
+      EXPECT_EQ(envelope->body.AsPartial()->request_id, 77u);
+      streamed += envelope->body.AsPartial()->text;
+      continue;
+    }
+    ASSERT_EQ(envelope->body.type, wire::Body::QueryResult);
+    const wire::QueryResultT& result = *envelope->body.AsQueryResult();
+    EXPECT_EQ(result.client_request_id, 77u);
+    EXPECT_EQ(result.status, wire::StatusCode::OK) << result.error;
+    EXPECT_EQ(result.answer, "alpha beta");
+    ASSERT_NE(result.trace, nullptr);
+    EXPECT_EQ(result.trace->chosen, std::vector<std::string>{"echo"});
+    break;
+  }
+  EXPECT_EQ(streamed, "alpha beta");
+
+  client.send(zmq::str_buffer("garbage"));
+  zmq::message_t frame;
+  ASSERT_TRUE(client.recv(frame));
+  auto envelope = messages::Decode(frame.data(), frame.size());
+  ASSERT_TRUE(envelope.has_value());
+  EXPECT_EQ(envelope->body.AsQueryResult()->status, wire::StatusCode::BAD_REQUEST);
+}
+
+TEST(RouterIntegration, BadConfigExitsNamingFileLineAndKey) {
+  testing::TempDir dir;
+  const std::string config = dir.Write("bad.yaml", "experts:\n  - name: a\n    kind: echo\n    replicas: many\n");
+  Process router(testing::BinDir() + "/thalamus-router", {"--config", config}, dir.path() + "/log.txt");
+  EXPECT_EQ(router.Wait(10s), 2);
+  EXPECT_NE(testing::ReadFile(dir.path() + "/log.txt").find(config + ":4:15: experts[0].replicas: must be an integer"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace thalamus

@@ -1,0 +1,35 @@
+# Shared by scripts/run.sh and scripts/test.sh: install what Thalamus needs on
+# Debian 12 and build it. Sourced, not run.
+set -euo pipefail
+
+THALAMUS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$THALAMUS_ROOT/build}
+
+DEBIAN_PACKAGES=(
+  build-essential cmake pkg-config git python3 python3-venv curl
+  libzmq3-dev cppzmq-dev libflatbuffers-dev flatbuffers-compiler
+  libboost-dev libboost-system-dev libboost-program-options-dev
+  prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev libicu-dev
+  libtorch-dev libopenblas0-pthread libfaiss-dev libomp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+install_packages() {
+  local missing=()
+  for package in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  echo "Installing: ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+build_thalamus() {
+  # CUDA kernels are compiled when the toolkit is there (it is not a Debian package).
+  [ -d /usr/local/cuda/bin ] && export PATH="$PATH:/usr/local/cuda/bin"
+  cmake -S "$THALAMUS_ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "$@" >&2
+  cmake --build "$BUILD_DIR" -j"$(nproc)" >&2
+}

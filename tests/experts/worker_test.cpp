@@ -1,0 +1,156 @@
+// The worker runtime against a ROUTER socket playing the broker, frame by frame.
+#include "experts/worker.h"
+
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <zmq.hpp>
+
+namespace thalamus::experts {
+namespace {
+
+class FakeBroker {
+ public:
+  FakeBroker() : socket_(context_, zmq::socket_type::router) {
+    socket_.set(zmq::sockopt::rcvtimeo, 5000);
+    socket_.bind("tcp://127.0.0.1:*");
+    endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+  }
+  const std::string& endpoint() const { return endpoint_; }
+
+  // The next envelope of `type` (others, e.g. heartbeats, are skipped).
+  wire::EnvelopeT Next(wire::Body type) {
+    for (;;) {
+      zmq::message_t identity, payload;
+      if (!socket_.recv(identity)) throw std::runtime_error("timeout");
+      (void)socket_.recv(payload);
+      identity_ = identity.to_string();
+      auto envelope = messages::Decode(payload.data(), payload.size());
+      if (!envelope) throw std::runtime_error("worker sent an invalid frame");
+      if (envelope->body.type == type) return std::move(*envelope);
+    }
+  }
+  void Send(const std::string& bytes) {
+    socket_.send(zmq::buffer(identity_), zmq::send_flags::sndmore);
+    socket_.send(zmq::buffer(bytes));
+  }
+
+ private:
+  zmq::context_t context_;
+  zmq::socket_t socket_;
+  std::string endpoint_;
+  std::string identity_;
+};
+
+wire::ExpertRequestT Request(uint64_t id, const std::string& prompt, bool stream = false) {
+  wire::ExpertRequestT request;
+  request.request_id = id;
+  request.service = "echo";
+  request.prompt = prompt;
+  request.stream = stream;
+  return request;
+}
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  void Start(int delay_ms = 0, int concurrency = 1, int queue_limit = 0) {
+    config::ExpertConfig expert;
+    expert.name = "echo";
+    expert.kind = "echo";
+    expert.delay_ms = delay_ms;
+    WorkerOptions options;
+    options.backend = broker_.endpoint();
+    options.service = "echo";
+    options.kind = "echo";
+    options.concurrency = concurrency;
+    options.queue_limit = queue_limit;
+    options.heartbeat_ms = 50;
+    worker_ = std::make_unique<Worker>(options, MakeExpert(expert));
+    thread_ = std::thread([this] { worker_->Run(stop_); });
+  }
+  void TearDown() override {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+  FakeBroker broker_;
+  std::atomic<bool> stop_{false};
+  std::unique_ptr<Worker> worker_;
+  std::thread thread_;
+};
+
+TEST_F(WorkerTest, AnnouncesItselfAndAnswers) {
+  Start();
+  wire::EnvelopeT ready = broker_.Next(wire::Body::Ready);
+  EXPECT_EQ(ready.body.AsReady()->service, "echo");
+  EXPECT_EQ(ready.body.AsReady()->capacity, 1u);
+  EXPECT_EQ(ready.body.AsReady()->pid, static_cast<uint32_t>(getpid()));
+  broker_.Send(messages::EncodeBody(Request(9, "hello there")));
+  wire::EnvelopeT reply = broker_.Next(wire::Body::ExpertReply);
+  EXPECT_EQ(reply.body.AsExpertReply()->request_id, 9u);
+  EXPECT_EQ(reply.body.AsExpertReply()->status, wire::StatusCode::OK);
+  EXPECT_EQ(reply.body.AsExpertReply()->text, "hello there");
+}
+
+TEST_F(WorkerTest, StreamsPartialsBeforeTheReply) {
+  Start();
+  broker_.Next(wire::Body::Ready);
+  broker_.Send(messages::EncodeBody(Request(1, "a b c", /*stream=*/true)));
+  std::string streamed;
+  for (int i = 0; i < 3; ++i) {
+    wire::EnvelopeT partial = broker_.Next(wire::Body::Partial);
+    EXPECT_EQ(partial.body.AsPartial()->seq, static_cast<uint32_t>(i));
+    streamed += partial.body.AsPartial()->text;
+  }
+  EXPECT_EQ(streamed, "a b c");
+  EXPECT_EQ(broker_.Next(wire::Body::ExpertReply).body.AsExpertReply()->text, "a b c");
+}
+
+TEST_F(WorkerTest, HeartbeatsAndIgnoresGarbage) {
+  Start();
+  broker_.Next(wire::Body::Ready);
+  broker_.Send("definitely not a flatbuffer");
+  broker_.Next(wire::Body::Heartbeat);
+  broker_.Send(messages::EncodeBody(Request(2, "still alive")));
+  EXPECT_EQ(broker_.Next(wire::Body::ExpertReply).body.AsExpertReply()->text, "still alive");
+  EXPECT_EQ(worker_->invalid_frames(), 1u);
+}
+
+TEST_F(WorkerTest, AnswersOverloadedBeyondItsQueue) {
+  Start(/*delay_ms=*/500, /*concurrency=*/1, /*queue_limit=*/0);
+  broker_.Next(wire::Body::Ready);
+  broker_.Send(messages::EncodeBody(Request(1, "slow")));
+  broker_.Send(messages::EncodeBody(Request(2, "too many")));
+  wire::EnvelopeT first = broker_.Next(wire::Body::ExpertReply);
+  EXPECT_EQ(first.body.AsExpertReply()->request_id, 2u);
+  EXPECT_EQ(first.body.AsExpertReply()->status, wire::StatusCode::OVERLOADED);
+  EXPECT_EQ(broker_.Next(wire::Body::ExpertReply).body.AsExpertReply()->request_id, 1u);
+}
+
+TEST_F(WorkerTest, CancelStopsWorkEarlyAndSendsNoReply) {
+  Start(/*delay_ms=*/2000);
+  broker_.Next(wire::Body::Ready);
+  broker_.Send(messages::EncodeBody(Request(5, "never mind")));
+  wire::CancelT cancel;
+  cancel.request_id = 5;
+  broker_.Send(messages::EncodeBody(std::move(cancel)));
+  const auto start = std::chrono::steady_clock::now();
+  broker_.Send(messages::EncodeBody(Request(6, "next")));
+  wire::EnvelopeT reply = broker_.Next(wire::Body::ExpertReply);
+  // Request 6 waited only for the cancelled one to notice, not for its 2 s.
+  EXPECT_EQ(reply.body.AsExpertReply()->request_id, 6u);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(3500));
+}
+
+TEST_F(WorkerTest, ReconnectsWhenTheBrokerSaysDisconnect) {
+  Start();
+  broker_.Next(wire::Body::Ready);
+  wire::DisconnectT disconnect;
+  disconnect.reason = "test";
+  broker_.Send(messages::EncodeBody(std::move(disconnect)));
+  broker_.Next(wire::Body::Ready);
+  EXPECT_EQ(worker_->reconnects(), 1u);
+}
+
+}  // namespace
+}  // namespace thalamus::experts

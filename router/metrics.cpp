@@ -1,0 +1,170 @@
+#include "router/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <map>
+#include <mutex>
+#include <utility>
+
+namespace thalamus::router {
+
+namespace {
+
+// Request latencies range from a cached health probe (~1 ms) to a long
+// generation on a CPU model (minutes); roughly x2.5 steps up to 120 s.
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets = {
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+      1.0,   2.5,    5.0,   10.0, 20.0,  30.0, 60.0, 120.0};
+  return buckets;
+}
+
+// Family::Add allocates a fresh metric before it looks the labels up, so the
+// series each call site touches are cached here by their label values.
+template <typename Metric>
+class SeriesCache {
+ public:
+  explicit SeriesCache(prometheus::Family<Metric>& family) : family_(family) {}
+
+  template <typename... Args>
+  Metric& Get(const prometheus::Labels& labels, Args&&... args) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = series_.find(labels);
+    if (it != series_.end()) return *it->second;
+    Metric& metric = family_.Add(labels, std::forward<Args>(args)...);
+    series_.emplace(labels, &metric);
+    return metric;
+  }
+
+ private:
+  prometheus::Family<Metric>& family_;
+  std::mutex mu_;
+  std::map<prometheus::Labels, Metric*> series_;
+};
+
+prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& registry,
+                                                       const std::string& name,
+                                                       const std::string& help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
+}
+
+prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& registry,
+                                                   const std::string& name,
+                                                   const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+}
+
+prometheus::Family<prometheus::Histogram>& HistogramFamily(prometheus::Registry& registry,
+                                                           const std::string& name,
+                                                           const std::string& help) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(registry);
+}
+
+}  // namespace
+
+struct Metrics::Families {
+  explicit Families(prometheus::Registry& r)
+      : http_requests(CounterFamily(r, "thalamus_http_requests_total",
+                                    "HTTP requests answered, by route and status code.")),
+        http_duration(HistogramFamily(r, "thalamus_http_request_duration_seconds",
+                                      "Time from a request's arrival to the end of its answer.")),
+        frontend_requests(CounterFamily(r, "thalamus_frontend_requests_total",
+                                        "ZeroMQ front-end queries answered, by status.")),
+        frontend_duration(HistogramFamily(r, "thalamus_frontend_request_duration_seconds",
+                                          "ZeroMQ front-end query latency.")),
+        expert_requests(CounterFamily(r, "thalamus_expert_requests_total",
+                                      "Requests sent to expert services, by final status.")),
+        expert_failures(CounterFamily(r, "thalamus_expert_failures_total",
+                                      "Expert request failures, by reason.")),
+        expert_duration(HistogramFamily(r, "thalamus_expert_request_duration_seconds",
+                                        "Expert request latency as the broker sees it.")),
+        retries(CounterFamily(r, "thalamus_expert_retries_total",
+                              "Expert requests retried on another worker.")),
+        live_workers(GaugeFamily(r, "thalamus_live_workers", "Live workers per service.")),
+        queue_depth(GaugeFamily(r, "thalamus_queue_depth",
+                                "Requests waiting for a worker, per service.")),
+        in_flight(GaugeFamily(r, "thalamus_in_flight",
+                              "Requests being worked on, per service.")),
+        gate_selections(CounterFamily(r, "thalamus_gate_selections_total",
+                                      "Times the gate chose each service.")),
+        gate_fallbacks(CounterFamily(r, "thalamus_gate_fallbacks_total",
+                                     "Times the gate fell back to its rule, by reason.")) {}
+
+  SeriesCache<prometheus::Counter> http_requests;
+  SeriesCache<prometheus::Histogram> http_duration;
+  SeriesCache<prometheus::Counter> frontend_requests;
+  SeriesCache<prometheus::Histogram> frontend_duration;
+  SeriesCache<prometheus::Counter> expert_requests;
+  SeriesCache<prometheus::Counter> expert_failures;
+  SeriesCache<prometheus::Histogram> expert_duration;
+  SeriesCache<prometheus::Counter> retries;
+  SeriesCache<prometheus::Gauge> live_workers;
+  SeriesCache<prometheus::Gauge> queue_depth;
+  SeriesCache<prometheus::Gauge> in_flight;
+  SeriesCache<prometheus::Counter> gate_selections;
+  SeriesCache<prometheus::Counter> gate_fallbacks;
+};
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      families_(std::make_unique<Families>(*registry_)) {}
+
+Metrics::~Metrics() = default;
+
+void Metrics::ObserveHttp(const std::string& endpoint, int status, double seconds) {
+  families_->http_requests.Get({{"endpoint", endpoint}, {"status", std::to_string(status)}})
+      .Increment();
+  families_->http_duration.Get({{"endpoint", endpoint}}, LatencyBuckets()).Observe(seconds);
+}
+
+void Metrics::ObserveFrontend(const std::string& status, double seconds) {
+  families_->frontend_requests.Get({{"status", status}}).Increment();
+  families_->frontend_duration.Get({}, LatencyBuckets()).Observe(seconds);
+}
+
+void Metrics::ObserveExpert(const std::string& service, const std::string& status,
+                            double seconds) {
+  families_->expert_requests.Get({{"service", service}, {"status", status}}).Increment();
+  families_->expert_duration.Get({{"service", service}}, LatencyBuckets()).Observe(seconds);
+}
+
+void Metrics::CountExpertFailure(const std::string& service, const std::string& reason) {
+  families_->expert_failures.Get({{"service", service}, {"reason", reason}}).Increment();
+}
+
+void Metrics::CountRetry(const std::string& service) {
+  families_->retries.Get({{"service", service}}).Increment();
+}
+
+void Metrics::SetLiveWorkers(const std::string& service, int n) {
+  families_->live_workers.Get({{"service", service}}).Set(n);
+}
+
+void Metrics::SetQueueDepth(const std::string& service, int n) {
+  families_->queue_depth.Get({{"service", service}}).Set(n);
+}
+
+void Metrics::SetInFlight(const std::string& service, int n) {
+  families_->in_flight.Get({{"service", service}}).Set(n);
+}
+
+void Metrics::CountGateSelection(const std::string& service) {
+  families_->gate_selections.Get({{"service", service}}).Increment();
+}
+
+void Metrics::CountGateFallback(const std::string& reason) {
+  families_->gate_fallbacks.Get({{"reason", reason}}).Increment();
+}
+
+std::string Metrics::Serialize() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+prometheus::Registry& Metrics::registry() { return *registry_; }
+
+}  // namespace thalamus::router

@@ -1,10 +1,9 @@
 // Torch-facing side of the optimized CPU kernels: converts inputs to the
 // contiguous fp32 layouts cpu_loops.h expects, allocates outputs and splits
-// the work over ATen's intra-op thread pool.
-#include <ATen/Parallel.h>
-
+// the work over ATen's intra-op thread count (parallel.h).
 #include "kernels/backends.h"
 #include "kernels/cpu_loops.h"
+#include "kernels/parallel.h"
 
 namespace thalamus::kernels::internal {
 namespace {
@@ -54,7 +53,7 @@ ScanResult CpuSelectiveScan(const ScanDims& dims, const torch::Tensor& u, const 
   args.D = Data(D32), args.delta_bias = Data(bias32), args.delta_softplus = delta_softplus;
   args.y = y.data_ptr<float>(), args.last_state = last_state.data_ptr<float>();
   const int64_t tasks = ScanTaskCount(args);
-  at::parallel_for(0, tasks, GrainFor(kScanLanes * dims.seqlen * dims.dstate),
+  ParallelFor(tasks, GrainFor(kScanLanes * dims.seqlen * dims.dstate),
                    [&](int64_t begin, int64_t end) { RunScanTasks(args, begin, end); });
   return {u.scalar_type() == torch::kFloat ? y : y.to(u.scalar_type()), last_state};
 }
@@ -75,7 +74,7 @@ torch::Tensor CpuSelectiveStateUpdate(const ScanDims& dims, torch::Tensor& state
   args.dt_softplus = dt_softplus, args.y = y.data_ptr<float>();
   UpdateInPlace(state, [&](float* data) {
     args.state = data;
-    at::parallel_for(0, dims.batch * dims.dim, GrainFor(dims.dstate * 8),
+    ParallelFor(dims.batch * dims.dim, GrainFor(dims.dstate * 8),
                      [&](int64_t begin, int64_t end) { RunStateUpdateRows(args, begin, end); });
   });
   return x.scalar_type() == torch::kFloat ? y : y.to(x.scalar_type());
@@ -90,7 +89,7 @@ torch::Tensor CpuCausalConv1d(const ConvDims& dims, const torch::Tensor& x, cons
   args.batch = dims.batch, args.dim = dims.dim, args.seqlen = dims.seqlen, args.width = dims.width;
   args.x = Data(x32), args.weight = Data(w32), args.bias = Data(bias32), args.silu = silu;
   args.out = out.data_ptr<float>();
-  at::parallel_for(0, dims.batch * dims.dim, GrainFor(dims.seqlen * (dims.width + 4)),
+  ParallelFor(dims.batch * dims.dim, GrainFor(dims.seqlen * (dims.width + 4)),
                    [&](int64_t begin, int64_t end) { RunConvRows(args, begin, end); });
   return x.scalar_type() == torch::kFloat ? out : out.to(x.scalar_type());
 }
@@ -107,7 +106,7 @@ torch::Tensor CpuCausalConv1dUpdate(const ConvDims& dims, const torch::Tensor& x
   args.out = out.data_ptr<float>();
   UpdateInPlace(conv_state, [&](float* data) {
     args.conv_state = data;
-    at::parallel_for(0, dims.batch * dims.dim, GrainFor(dims.width * 8),
+    ParallelFor(dims.batch * dims.dim, GrainFor(dims.width * 8),
                      [&](int64_t begin, int64_t end) { RunConvUpdateRows(args, begin, end); });
   });
   return x.scalar_type() == torch::kFloat ? out : out.to(x.scalar_type());

@@ -8,16 +8,19 @@
 #include <math.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #define THALAMUS_INLINE inline __attribute__((always_inline))
 #if defined(__x86_64__)
-#define THALAMUS_HAVE_AVX2_VARIANT 1
+#define THALAMUS_HAVE_X86_VARIANTS 1
 #define THALAMUS_TARGET_AVX2 __attribute__((target("arch=x86-64-v3")))
+// 512-bit vectors on purpose: the scan needs more than AVX2's 16 registers.
+#define THALAMUS_TARGET_AVX512 __attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
 #else
-#define THALAMUS_HAVE_AVX2_VARIANT 0
+#define THALAMUS_HAVE_X86_VARIANTS 0
 #endif
 
 namespace thalamus::kernels::internal {
@@ -26,11 +29,38 @@ namespace {
 constexpr int64_t L = kScanLanes;
 constexpr int64_t kChunk = 64;  // time steps staged per lane group; 4 buffers of 4 KiB stay in L1
 
-// Above 20, softplus(v) == v in fp32; clamping keeps expf finite under -ffast-math.
-THALAMUS_INLINE float Softplus(float v) { return v <= 20.0f ? log1pf(expf(std::min(v, 20.0f))) : v; }
+// exp(x) for the recurrence's decay, inlined so the vectorized loop keeps the
+// state in registers: libmvec's expf is an out-of-line call that spills every
+// vector register, which made it the bottleneck. Cephes-style: x = k ln2 + r,
+// |r| <= ln2/2, degree-6 polynomial, 2^k built in the exponent bits; about
+// 1e-7 relative error for |x| < 20. Inputs below -87 return ~1e-38 instead of
+// a denormal, which is immaterial for a decay factor.
+THALAMUS_INLINE float FastExp(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  const float k = nearbyintf(x * 1.44269504088896341f);
+  const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
 
-// z * sigmoid(z); the clamp keeps expf finite, the result underflows to 0 either way.
-THALAMUS_INLINE float Silu(float v) { return v / (1.0f + expf(std::min(-v, 80.0f))); }
+// Above 20, softplus(v) == v in fp32; clamping keeps expf finite under -ffast-math.
+// Both sides are computed and one selected, so the loop if-converts and vectorizes.
+THALAMUS_INLINE float Softplus(float v) {
+  const float smooth = log1pf(expf(std::min(v, 20.0f)));
+  return v > 20.0f ? v : smooth;
+}
+
+// z * sigmoid(z); for z < -88 the result is ~z * 1e-38, i.e. 0 for every purpose.
+THALAMUS_INLINE float Silu(float v) { return v / (1.0f + FastExp(-v)); }
 
 // Copies `count` steps of kScanLanes channel rows (row stride `seqlen`) into a
 // time-major [count][L] buffer; channels past `lanes` read as 0.
@@ -41,6 +71,12 @@ THALAMUS_INLINE void GatherLanes(const float* rows, int64_t seqlen, int64_t lane
     } else {
       for (int64_t t = 0; t < count; ++t) out[t * L + l] = 0.0f;
     }
+  }
+}
+
+THALAMUS_INLINE void AddPerLane(int64_t count, const float* per_lane, float* values) {
+  for (int64_t t = 0; t < count; ++t) {
+    for (int64_t l = 0; l < L; ++l) values[t * L + l] += per_lane[l];
   }
 }
 
@@ -66,7 +102,7 @@ THALAMUS_INLINE void ScanChunk(int64_t count, int64_t dstate, const float* a, co
       float* xn = x + n * L;
       const float* an = a + n * L;
       for (int64_t l = 0; l < L; ++l) {
-        xn[l] = expf(step[l] * an[l]) * xn[l] + drive[l] * bn;
+        xn[l] = FastExp(step[l] * an[l]) * xn[l] + drive[l] * bn;
         acc[l] += cn * xn[l];
       }
     }
@@ -92,13 +128,15 @@ THALAMUS_INLINE void ScanLaneGroup(const CpuScanArgs& p, int64_t b, int64_t d0, 
     const int64_t count = std::min(kChunk, p.seqlen - t0);
     GatherLanes(p.u + row + t0, p.seqlen, lanes, count, u);
     GatherLanes(p.delta + row + t0, p.seqlen, lanes, count, dt);
-    for (int64_t i = 0; i < count * L; ++i) {
-      const float v = dt[i] + lp.bias[i % L];
-      dt[i] = p.delta_softplus ? Softplus(v) : v;
+    AddPerLane(count, lp.bias, dt);
+    if (p.delta_softplus) {
+      for (int64_t i = 0; i < count * L; ++i) dt[i] = Softplus(dt[i]);
     }
     const int64_t by_time = (b * p.seqlen + t0) * p.dstate;
     ScanChunk(count, p.dstate, a, p.B_by_time + by_time, p.C_by_time + by_time, u, dt, x, y);
-    for (int64_t i = 0; i < count * L; ++i) y[i] += lp.skip[i % L] * u[i];
+    for (int64_t t = 0; t < count; ++t) {
+      for (int64_t l = 0; l < L; ++l) y[t * L + l] += lp.skip[l] * u[t * L + l];
+    }
     if (p.z) {
       GatherLanes(p.z + row + t0, p.seqlen, lanes, count, gate);
       for (int64_t i = 0; i < count * L; ++i) y[i] *= Silu(gate[i]);
@@ -126,9 +164,12 @@ THALAMUS_INLINE void StateUpdateBody(const CpuStateUpdateArgs& p, int64_t begin,
   for (int64_t r0 = begin; r0 < end; r0 += kRows) {
     const int64_t count = std::min(kRows, end - r0);
     // softplus for a block of rows at once so it vectorizes across channels.
-    for (int64_t i = 0; i < count; ++i) {
-      const float v = p.dt[r0 + i] + (p.dt_bias ? p.dt_bias[(r0 + i) % p.dim] : 0.0f);
-      step[i] = p.dt_softplus ? Softplus(v) : v;
+    for (int64_t i = 0; i < count; ++i) step[i] = p.dt[r0 + i];
+    if (p.dt_bias) {
+      for (int64_t i = 0; i < count; ++i) step[i] += p.dt_bias[(r0 + i) % p.dim];
+    }
+    if (p.dt_softplus) {
+      for (int64_t i = 0; i < count; ++i) step[i] = Softplus(step[i]);
     }
     for (int64_t i = 0; i < count; ++i) {
       const int64_t row = r0 + i, b = row / p.dim, d = row % p.dim;
@@ -139,7 +180,7 @@ THALAMUS_INLINE void StateUpdateBody(const CpuStateUpdateArgs& p, int64_t begin,
       const float drive = step[i] * p.x[row];
       float acc = 0.0f;
       for (int64_t n = 0; n < p.dstate; ++n) {
-        state[n] = expf(step[i] * a[n]) * state[n] + drive * bb[n];
+        state[n] = FastExp(step[i] * a[n]) * state[n] + drive * bb[n];
         acc += cc[n] * state[n];
       }
       if (p.D) acc += p.D[d] * p.x[row];
@@ -181,36 +222,46 @@ THALAMUS_INLINE void ConvUpdateBody(const CpuConvUpdateArgs& p, int64_t begin, i
   }
 }
 
-bool UseAvx2() {
-#if THALAMUS_HAVE_AVX2_VARIANT
-  static const bool use = [] {
-    const char* forced = std::getenv("THALAMUS_KERNELS_CPU_ISA");
-    if (forced != nullptr && std::strcmp(forced, "baseline") == 0) return false;
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return use;
-#else
-  return false;
+enum class Isa { kBaseline, kAvx2, kAvx512 };
+
+Isa DetectIsa() {
+#if THALAMUS_HAVE_X86_VARIANTS
+  const char* forced = std::getenv("THALAMUS_KERNELS_CPU_ISA");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  if (forced != nullptr && std::strcmp(forced, "baseline") == 0) return Isa::kBaseline;
+  if (forced != nullptr && std::strcmp(forced, "avx2") == 0) return avx2 ? Isa::kAvx2 : Isa::kBaseline;
+  if (avx512) return Isa::kAvx512;
+  if (avx2) return Isa::kAvx2;
 #endif
+  return Isa::kBaseline;
 }
 
-// One baseline and (on x86-64) one AVX2 copy of each body.
-#if THALAMUS_HAVE_AVX2_VARIANT
-#define THALAMUS_DISPATCH(Body, Args, args, begin, end)                                                   \
-  do {                                                                                                     \
-    if (UseAvx2()) {                                                                                       \
-      Body##Avx2(args, begin, end);                                                                        \
-    } else {                                                                                               \
-      Body##Baseline(args, begin, end);                                                                    \
-    }                                                                                                      \
-  } while (false)
-#define THALAMUS_VARIANTS(Body, Args)                                                                      \
-  void Body##Baseline(const Args& a, int64_t b, int64_t e) { Body(a, b, e); }                              \
-  THALAMUS_TARGET_AVX2 void Body##Avx2(const Args& a, int64_t b, int64_t e) { Body(a, b, e); }
+Isa SelectedIsa() {
+  static const Isa isa = DetectIsa();
+  return isa;
+}
+
+// One copy of each body per instruction set, chosen per call.
+#if THALAMUS_HAVE_X86_VARIANTS
+#define THALAMUS_VARIANTS(Body, Args)                                                        \
+  void Body##Baseline(const Args& a, int64_t b, int64_t e) { Body(a, b, e); }                \
+  THALAMUS_TARGET_AVX2 void Body##Avx2(const Args& a, int64_t b, int64_t e) { Body(a, b, e); } \
+  THALAMUS_TARGET_AVX512 void Body##Avx512(const Args& a, int64_t b, int64_t e) { Body(a, b, e); }
+#define THALAMUS_DISPATCH(Body, args, begin, end)           \
+  switch (SelectedIsa()) {                                  \
+    case Isa::kAvx512:                                      \
+      return Body##Avx512(args, begin, end);                \
+    case Isa::kAvx2:                                        \
+      return Body##Avx2(args, begin, end);                  \
+    case Isa::kBaseline:                                    \
+      return Body##Baseline(args, begin, end);              \
+  }
 #else
-#define THALAMUS_DISPATCH(Body, Args, args, begin, end) Body##Baseline(args, begin, end)
 #define THALAMUS_VARIANTS(Body, Args) \
   void Body##Baseline(const Args& a, int64_t b, int64_t e) { Body(a, b, e); }
+#define THALAMUS_DISPATCH(Body, args, begin, end) return Body##Baseline(args, begin, end)
 #endif
 
 THALAMUS_VARIANTS(ScanTasksBody, CpuScanArgs)
@@ -221,21 +272,31 @@ THALAMUS_VARIANTS(ConvUpdateBody, CpuConvUpdateArgs)
 }  // namespace
 
 void RunScanTasks(const CpuScanArgs& args, int64_t begin, int64_t end) {
-  THALAMUS_DISPATCH(ScanTasksBody, CpuScanArgs, args, begin, end);
+  THALAMUS_DISPATCH(ScanTasksBody, args, begin, end);
 }
 
 void RunStateUpdateRows(const CpuStateUpdateArgs& args, int64_t begin, int64_t end) {
-  THALAMUS_DISPATCH(StateUpdateBody, CpuStateUpdateArgs, args, begin, end);
+  THALAMUS_DISPATCH(StateUpdateBody, args, begin, end);
 }
 
 void RunConvRows(const CpuConvArgs& args, int64_t begin, int64_t end) {
-  THALAMUS_DISPATCH(ConvRowsBody, CpuConvArgs, args, begin, end);
+  THALAMUS_DISPATCH(ConvRowsBody, args, begin, end);
 }
 
 void RunConvUpdateRows(const CpuConvUpdateArgs& args, int64_t begin, int64_t end) {
-  THALAMUS_DISPATCH(ConvUpdateBody, CpuConvUpdateArgs, args, begin, end);
+  THALAMUS_DISPATCH(ConvUpdateBody, args, begin, end);
 }
 
-const char* SelectedCpuIsa() { return UseAvx2() ? "avx2" : "baseline"; }
+const char* SelectedCpuIsa() {
+  switch (SelectedIsa()) {
+    case Isa::kAvx512:
+      return "avx512";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kBaseline:
+      break;
+  }
+  return "baseline";
+}
 
 }  // namespace thalamus::kernels::internal

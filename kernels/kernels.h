@@ -64,6 +64,15 @@ torch::Tensor ReferenceSelectiveStateUpdate(torch::Tensor& state, const torch::T
 torch::Tensor ReferenceCausalConv1d(const torch::Tensor& x, const torch::Tensor& weight,
                                     const std::optional<torch::Tensor>& bias, bool silu);
 
+// The same scan as a per-time-step loop of torch ops (the formulation of
+// mamba_ssm's selective_scan_ref, without materializing (batch, dim, seqlen,
+// dstate)). Runs on any device torch supports; a baseline for benchmarks and
+// a device-side reference for the CUDA checks.
+ScanResult TorchOpsSelectiveScan(const torch::Tensor& u, const torch::Tensor& delta, const torch::Tensor& A,
+                                 const torch::Tensor& B, const torch::Tensor& C,
+                                 const std::optional<torch::Tensor>& D, const std::optional<torch::Tensor>& z,
+                                 const std::optional<torch::Tensor>& delta_bias, bool delta_softplus);
+
 // True when this build has the CUDA kernels and a GPU is visible.
 bool CudaAvailable();
 

@@ -3,6 +3,7 @@
 // baseline in bench/kernels, so they stay deliberately simple.
 #include <cmath>
 #include <initializer_list>
+#include <vector>
 
 #include "kernels/checks.h"
 #include "kernels/kernels.h"
@@ -129,6 +130,35 @@ torch::Tensor ReferenceCausalConv1d(const torch::Tensor& x, const torch::Tensor&
     }
   }
   return out.to(x.scalar_type());
+}
+
+}  // namespace thalamus::kernels
+
+namespace thalamus::kernels {
+
+ScanResult TorchOpsSelectiveScan(const torch::Tensor& u, const torch::Tensor& delta, const torch::Tensor& A,
+                                 const torch::Tensor& B, const torch::Tensor& C,
+                                 const std::optional<torch::Tensor>& D, const std::optional<torch::Tensor>& z,
+                                 const std::optional<torch::Tensor>& delta_bias, bool delta_softplus) {
+  const auto dims = internal::CheckScanArgs("TorchOpsSelectiveScan", u, delta, A, B, C, D, z, delta_bias);
+  auto dt = delta.to(torch::kFloat);
+  if (delta_bias) dt = dt + delta_bias->to(torch::kFloat).unsqueeze(-1);
+  if (delta_softplus) dt = torch::softplus(dt);
+  const auto u32 = u.to(torch::kFloat), A32 = A.to(torch::kFloat);
+  const auto B32 = B.to(torch::kFloat), C32 = C.to(torch::kFloat);
+  const auto drive = dt * u32;
+  auto state = torch::zeros({dims.batch, dims.dim, dims.dstate}, u32.options());
+  std::vector<torch::Tensor> ys;
+  ys.reserve(dims.seqlen);
+  for (int64_t t = 0; t < dims.seqlen; ++t) {
+    const auto decay = torch::exp(dt.select(2, t).unsqueeze(-1) * A32);
+    state = decay * state + drive.select(2, t).unsqueeze(-1) * B32.select(2, t).unsqueeze(1);
+    ys.push_back((state * C32.select(2, t).unsqueeze(1)).sum(-1));
+  }
+  auto y = dims.seqlen > 0 ? torch::stack(ys, 2) : torch::zeros_like(u32);
+  if (D) y = y + D->to(torch::kFloat).unsqueeze(-1) * u32;
+  if (z) y = y * torch::silu(z->to(torch::kFloat));
+  return {y.to(u.scalar_type()), state};
 }
 
 }  // namespace thalamus::kernels

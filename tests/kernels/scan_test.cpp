@@ -64,6 +64,21 @@ TEST(SelectiveScanCpu, LongSequence) {
   ExpectScanMatchesReference({.batch = 1, .dim = 32, .seqlen = 4099, .dstate = 16, .seed = 6});
 }
 
+// Decays from exp(-180) (underflow) to 1, and a few growing modes (A > 0):
+// exercises the whole range of the vectorized exp, not only exp(-0.5..0).
+TEST(SelectiveScanCpu, WideDecayRange) {
+  auto in = MakeScanInputs({.batch = 2, .dim = 21, .seqlen = 50, .dstate = 16, .seed = 10});
+  in.A = -torch::exp(6.0 * torch::rand({21, 16}) - 2.0);  // -0.14 .. -55
+  in.A.select(1, 0).uniform_(0.0, 0.05);
+  in.delta = 3.0 * torch::rand({2, 21, 50});
+  for (bool softplus : {false, true}) {
+    const auto fast = SelectiveScan(in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias, softplus);
+    const auto ref = ReferenceSelectiveScan(in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias, softplus);
+    EXPECT_TRUE(AllClose(fast.y, ref.y, ToleranceFor(torch::kFloat)));
+    EXPECT_TRUE(AllClose(fast.last_state, ref.last_state, ToleranceFor(torch::kFloat)));
+  }
+}
+
 TEST(SelectiveScanCpu, NonContiguousInputs) {
   auto in = MakeScanInputs({.batch = 2, .dim = 10, .seqlen = 33, .dstate = 5, .seed = 7});
   // Same values, transposed storage: the kernels must honour strides.
@@ -93,6 +108,28 @@ TEST(SelectiveScanCpu, EmptySequenceGivesZeroState) {
   const auto fast = SelectiveScan(in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias, true);
   EXPECT_EQ(fast.y.sizes(), (std::vector<int64_t>{1, 3, 0}));
   EXPECT_TRUE(torch::equal(fast.last_state, torch::zeros({1, 3, 4})));
+}
+
+}  // namespace
+}  // namespace thalamus::kernels
+
+namespace thalamus::kernels {
+namespace {
+
+TEST(TorchOpsSelectiveScan, MatchesReference) {
+  for (int mask : {0, 5, 10, 15}) {
+    const testing::ScanOptions options{.batch = 2, .dim = 11, .seqlen = 45, .dstate = 6, .has_D = (mask & 1) != 0,
+                                       .has_z = (mask & 2) != 0, .has_bias = (mask & 4) != 0,
+                                       .softplus = (mask & 8) != 0, .seed = 9};
+    SCOPED_TRACE(testing::Describe(options));
+    const auto in = testing::MakeScanInputs(options);
+    const auto ops = TorchOpsSelectiveScan(in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias,
+                                           in.delta_softplus);
+    const auto ref = ReferenceSelectiveScan(in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias,
+                                            in.delta_softplus);
+    EXPECT_TRUE(testing::AllClose(ops.y, ref.y, testing::ToleranceFor(torch::kFloat)));
+    EXPECT_TRUE(testing::AllClose(ops.last_state, ref.last_state, testing::ToleranceFor(torch::kFloat)));
+  }
 }
 
 }  // namespace

@@ -12,6 +12,11 @@ namespace {
 // Add a subcommand here and declare it in commands.h.
 constexpr Command kCommands[] = {
     {"config", "check a config file: thalamus config --config FILE", RunValidateConfig},
+    {"gate", "train or evaluate the learned gate: thalamus gate train|eval --help", RunGate},
+    {"eval", "question answering through a router's ralm plan: thalamus eval ralm --help", RunEval},
+    {"tokenize", "text to ids or back: thalamus tokenize --tokenizer FILE --text TEXT | --decode IDS", RunTokenize},
+    {"generate", "continue a prompt: thalamus generate --model DIR --prompt TEXT --max-tokens N", RunGenerate},
+    {"logits", "logits of every position: thalamus logits --model DIR --ids 1,2,3", RunLogits},
 };
 
 void PrintUsage() {

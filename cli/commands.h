@@ -1,6 +1,10 @@
 // The subcommand table; private to cli/.
 #pragma once
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 namespace thalamus::cli {
 
 using CommandFn = int (*)(int argc, char** argv);
@@ -13,5 +17,14 @@ struct Command {
 
 // One declaration per subcommand, defined in cli/<name>.cpp.
 int RunValidateConfig(int argc, char** argv);
+int RunGate(int argc, char** argv);      // gate_train.cpp: `gate train`, and `gate eval` via RunGateEval
+int RunGateEval(int argc, char** argv);  // gate_eval.cpp
+int RunEval(int argc, char** argv);      // eval_ralm.cpp: `eval ralm`
+int RunTokenize(int argc, char** argv);
+int RunGenerate(int argc, char** argv);
+int RunLogits(int argc, char** argv);
+
+// "1,2,3" to ids; throws std::invalid_argument naming the bad item (cli/tokenize.cpp).
+std::vector<int32_t> ParseIdList(const std::string& text);
 
 }  // namespace thalamus::cli

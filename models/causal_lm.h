@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 
 #include <torch/types.h>
 
@@ -46,5 +47,14 @@ class CausalLM {
   // The longest sequence the model handles; 0 when unbounded (recurrent models).
   virtual int64_t MaxContext() const = 0;
 };
+
+// "float32" (or "fp32") and "bfloat16" (or "bf16"): the dtypes the models run
+// in on CPU. Throws std::invalid_argument naming the accepted values.
+torch::ScalarType DTypeFromName(const std::string& name);
+// "cpu", "cuda" or "cuda:N"; throws std::invalid_argument when malformed or
+// when this build or machine has no such device.
+torch::Device DeviceFromName(const std::string& name);
+// The CPU threads models compute with (the process-wide ATen pool); n >= 1.
+void SetComputeThreads(int n);
 
 }  // namespace thalamus::models

@@ -212,6 +212,12 @@ std::vector<std::pair<Generator::Id, GenerationResult>> Generator::Step() {
   return finished;
 }
 
+std::vector<int32_t> EndOfTextTokens(const Tokenizer& tokenizer, std::optional<int32_t> configured_eos) {
+  if (configured_eos) return {*configured_eos};
+  if (std::optional<int32_t> id = tokenizer.TokenId("<|endoftext|>")) return {*id};
+  return {};
+}
+
 std::vector<GenerationResult> Generate(const CausalLM& model, const Tokenizer& tokenizer,
                                        std::vector<GenerationRequest> requests, int64_t max_batch) {
   Generator generator(model, tokenizer, max_batch);

@@ -17,6 +17,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -79,6 +80,10 @@ class Generator {
   std::vector<std::unique_ptr<Sequence>> active_;  // index = slot in state_
   Id next_id_ = 1;
 };
+
+// The ids that end a text: the model config's eos id when it has one, else
+// the tokenizer's <|endoftext|>; empty when neither exists.
+std::vector<int32_t> EndOfTextTokens(const Tokenizer& tokenizer, std::optional<int32_t> configured_eos);
 
 // Runs the requests to completion together; results in request order.
 std::vector<GenerationResult> Generate(const CausalLM& model, const Tokenizer& tokenizer,

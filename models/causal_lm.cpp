@@ -1,0 +1,33 @@
+#include "models/causal_lm.h"
+
+#include <stdexcept>
+
+#include "kernels/kernels.h"
+
+namespace thalamus::models {
+
+torch::ScalarType DTypeFromName(const std::string& name) {
+  if (name == "float32" || name == "fp32") return torch::kFloat32;
+  if (name == "bfloat16" || name == "bf16") return torch::kBFloat16;
+  throw std::invalid_argument("dtype '" + name + "' is not supported (float32 or bfloat16)");
+}
+
+torch::Device DeviceFromName(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda" || name.starts_with("cuda:")) {
+    if (!kernels::CudaAvailable()) throw std::invalid_argument("device '" + name + "': this build or machine has no CUDA");
+    try {
+      return torch::Device(name);
+    } catch (const c10::Error&) {
+      throw std::invalid_argument("device '" + name + "' is malformed (cpu, cuda or cuda:N)");
+    }
+  }
+  throw std::invalid_argument("device '" + name + "' is not supported (cpu, cuda or cuda:N)");
+}
+
+void SetComputeThreads(int n) {
+  if (n < 1) throw std::invalid_argument("threads must be >= 1, got " + std::to_string(n));
+  kernels::SetCpuThreads(n);
+}
+
+}  // namespace thalamus::models

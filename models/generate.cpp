@@ -1,10 +1,22 @@
 #include "models/generate.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <stdexcept>
 
 namespace thalamus::models {
+
+namespace {
+
+double LogProbability(std::span<const float> logits, int32_t token) {
+  float max = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (float logit : logits) sum += std::exp(static_cast<double>(logit - max));
+  return static_cast<double>(logits[token] - max) - std::log(sum);
+}
+
+}  // namespace
 
 const char* FinishReasonName(FinishReason reason) {
   switch (reason) {
@@ -98,7 +110,8 @@ Generator::Id Generator::Add(GenerationRequest request) {
   return id;
 }
 
-bool Generator::Accept(Sequence& sequence, int32_t token) {
+bool Generator::Advance(Sequence& sequence, std::span<const float> logits) {
+  const int32_t token = sequence.sampler->Sample(logits);
   const SamplingParams& params = sequence.request.sampling;
   if (std::find(params.stop_tokens.begin(), params.stop_tokens.end(), token) != params.stop_tokens.end()) {
     sequence.Finish(FinishReason::kStop);
@@ -106,6 +119,7 @@ bool Generator::Accept(Sequence& sequence, int32_t token) {
   }
   GenerationResult& result = sequence.result;
   result.tokens.push_back(token);
+  result.logprob_sum += LogProbability(logits, token);
   const size_t fresh = sequence.text.size();
   sequence.text += sequence.decoder.Push(token);
   const int64_t generated = static_cast<int64_t>(result.tokens.size());
@@ -148,7 +162,7 @@ void Generator::Admit(std::vector<std::pair<Id, GenerationResult>>& finished) {
       } else {
         const int64_t slot = static_cast<int64_t>(active_.size());
         torch::Tensor logits = model_.Prefill(*state_, slot, prompt, false).to(torch::kCPU).contiguous();
-        live = Accept(*sequence, sequence->sampler->Sample({logits.data_ptr<float>(), static_cast<size_t>(logits.size(1))}));
+        live = Advance(*sequence, {logits.data_ptr<float>(), static_cast<size_t>(logits.size(1))});
       }
       if (live) {
         active_.push_back(std::move(sequence));
@@ -192,7 +206,7 @@ std::vector<std::pair<Generator::Id, GenerationResult>> Generator::Step() {
         if (done[slot]) continue;
         Sequence& sequence = *active_[slot];
         try {
-          done[slot] = !Accept(sequence, sequence.sampler->Sample({logits.data_ptr<float>() + slot * vocab, vocab}));
+          done[slot] = !Advance(sequence, {logits.data_ptr<float>() + slot * vocab, vocab});
         } catch (const std::exception& e) {
           sequence.Fail(e.what());
           done[slot] = true;

@@ -46,6 +46,9 @@ struct GenerationResult {
   FinishReason finish_reason = FinishReason::kLength;
   std::string error;            // set with kError
   int64_t prompt_tokens = 0;
+  // Sum over the generated tokens of log p(token) under the model's plain
+  // softmax (temperature 1): exp(logprob_sum / tokens.size()) is a confidence.
+  double logprob_sum = 0.0;
 };
 
 class Generator {
@@ -67,8 +70,8 @@ class Generator {
   struct Sequence;
 
   void Admit(std::vector<std::pair<Id, GenerationResult>>& finished);
-  // Takes the sampled token; false once the sequence is done.
-  bool Accept(Sequence& sequence, int32_t token);
+  // Samples from `logits` and takes the token; false once the sequence is done.
+  bool Advance(Sequence& sequence, std::span<const float> logits);
   void Retire(size_t slot, std::vector<std::pair<Id, GenerationResult>>& finished);
 
   const CausalLM& model_;

@@ -62,6 +62,16 @@ TEST_F(GenerateTest, GreedyMatchesTransformers) {
   EXPECT_EQ(result.text, tokenizer_->Decode(result.tokens, true));
 }
 
+TEST_F(GenerateTest, LogProbabilityIsOfThePlainSoftmax) {
+  std::vector<int32_t> prompt = ExpectedIds("ids_a");
+  prompt.resize(5);
+  GenerationResult result = RunOne(Request(prompt, 1));
+  ASSERT_EQ(result.tokens.size(), 1u);
+  torch::Tensor logits = SafeTensors::Open(kDataDir + "/mamba-tiny-expected.safetensors").Load("logits_a")[4];
+  EXPECT_NEAR(result.logprob_sum, torch::log_softmax(logits.to(torch::kFloat64), 0)[result.tokens[0]].item<double>(), 1e-3);
+  EXPECT_LT(result.logprob_sum, 0.0);
+}
+
 TEST_F(GenerateTest, StreamedPiecesAddUpToTheText) {
   GenerationRequest request = Request(tokenizer_->Encode("def f(x):\n"), 40, 1.0f, 7);
   std::string streamed;

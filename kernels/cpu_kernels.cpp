@@ -8,7 +8,11 @@
 namespace thalamus::kernels::internal {
 namespace {
 
-torch::Tensor Float32(const torch::Tensor& t) { return t.to(torch::kFloat).contiguous(); }
+// Decode calls are a few microseconds of work, so skip the dispatcher when nothing needs converting.
+torch::Tensor Float32(const torch::Tensor& t) {
+  if (t.scalar_type() == torch::kFloat && t.is_contiguous()) return t;
+  return t.to(torch::kFloat).contiguous();
+}
 
 std::optional<torch::Tensor> Float32(const std::optional<torch::Tensor>& t) {
   if (!t.has_value()) return std::nullopt;
@@ -74,7 +78,7 @@ torch::Tensor CpuSelectiveStateUpdate(const ScanDims& dims, torch::Tensor& state
   args.dt_softplus = dt_softplus, args.y = y.data_ptr<float>();
   UpdateInPlace(state, [&](float* data) {
     args.state = data;
-    ParallelFor(dims.batch * dims.dim, GrainFor(dims.dstate * 8),
+    ParallelFor(dims.batch * dims.dim, GrainFor(dims.dstate),
                      [&](int64_t begin, int64_t end) { RunStateUpdateRows(args, begin, end); });
   });
   return x.scalar_type() == torch::kFloat ? y : y.to(x.scalar_type());
@@ -106,7 +110,7 @@ torch::Tensor CpuCausalConv1dUpdate(const ConvDims& dims, const torch::Tensor& x
   args.out = out.data_ptr<float>();
   UpdateInPlace(conv_state, [&](float* data) {
     args.conv_state = data;
-    ParallelFor(dims.batch * dims.dim, GrainFor(dims.width * 8),
+    ParallelFor(dims.batch * dims.dim, GrainFor(dims.width),
                      [&](int64_t begin, int64_t end) { RunConvUpdateRows(args, begin, end); });
   });
   return x.scalar_type() == torch::kFloat ? out : out.to(x.scalar_type());

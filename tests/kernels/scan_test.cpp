@@ -79,6 +79,17 @@ TEST(SelectiveScanCpu, WideDecayRange) {
   }
 }
 
+// Decays within 1e-4 of 1 remember thousands of steps: a biased exp would
+// compound here (it did, once).
+TEST(SelectiveScanCpu, SlowDecayLongSequence) {
+  auto in = MakeScanInputs({.batch = 1, .dim = 18, .seqlen = 3001, .dstate = 8, .seed = 11});
+  in.A = -1e-3 * torch::rand({18, 8});
+  const auto fast = SelectiveScan(in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias, true);
+  const auto ref = ReferenceSelectiveScan(in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias, true);
+  EXPECT_TRUE(AllClose(fast.y, ref.y, ToleranceFor(torch::kFloat)));
+  EXPECT_TRUE(AllClose(fast.last_state, ref.last_state, ToleranceFor(torch::kFloat)));
+}
+
 TEST(SelectiveScanCpu, NonContiguousInputs) {
   auto in = MakeScanInputs({.batch = 2, .dim = 10, .seqlen = 33, .dstate = 5, .seed = 7});
   // Same values, transposed storage: the kernels must honour strides.

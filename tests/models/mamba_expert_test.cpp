@@ -1,0 +1,206 @@
+// The `mamba` expert kind (experts/mamba_expert.cpp) over the tiny checkpoint.
+#include "experts/mamba_expert.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "kernels/kernels.h"
+#include "models/generate.h"
+#include "models/mamba.h"
+
+namespace thalamus::experts {
+namespace {
+
+const std::string kModelDir = std::string(THALAMUS_TEST_DATA_DIR) + "/models/mamba-tiny-hf";
+
+class TestJob : public Job {
+ public:
+  explicit TestJob(wire::ExpertRequestT request) : request_(std::move(request)) {}
+  const wire::ExpertRequestT& request() const override { return request_; }
+  bool cancelled() const override { return cancel_after_ >= 0 && pieces_seen_ >= cancel_after_; }
+  void EmitText(std::string_view text) override {
+    std::lock_guard lock(mutex_);
+    if (request_.stream) streamed_ += text;
+    ++pieces_seen_;
+  }
+  std::string streamed() const {
+    std::lock_guard lock(mutex_);
+    return streamed_;
+  }
+  void CancelAfter(int pieces) { cancel_after_ = pieces; }
+
+ private:
+  wire::ExpertRequestT request_;
+  mutable std::mutex mutex_;
+  std::string streamed_;
+  std::atomic<int> pieces_seen_{0};
+  std::atomic<int> cancel_after_{-1};
+};
+
+config::ExpertConfig MambaConfig() {
+  config::ExpertConfig c;
+  c.name = "tiny";
+  c.kind = "mamba";
+  c.model = kModelDir;
+  c.max_batch = 4;
+  return c;
+}
+
+wire::ExpertRequestT Prompt(const std::string& prompt, int max_tokens, float temperature = 0.0f) {
+  wire::ExpertRequestT request;
+  request.prompt = prompt;
+  request.params = std::make_unique<wire::GenerationParamsT>();
+  request.params->max_tokens = max_tokens;
+  request.params->temperature = temperature;
+  return request;
+}
+
+std::unique_ptr<wire::ChatMessageT> Message(const std::string& role, const std::string& content) {
+  auto message = std::make_unique<wire::ChatMessageT>();
+  message->role = role;
+  message->content = content;
+  return message;
+}
+
+// What the models library gives for the same prompt, directly.
+std::string DirectGreedy(const std::string& prompt, int max_tokens) {
+  auto model = models::MambaModel::Load(kModelDir);
+  models::Tokenizer tokenizer = models::Tokenizer::FromFile(kModelDir + "/tokenizer.json");
+  std::vector<models::GenerationRequest> requests(1);
+  requests[0].prompt = tokenizer.Encode(prompt);
+  requests[0].sampling.max_tokens = max_tokens;
+  requests[0].sampling.stop_tokens = models::EndOfTextTokens(tokenizer, model->config().eos_token_id);
+  return models::Generate(*model, tokenizer, std::move(requests), 1)[0].text;
+}
+
+TEST(MambaExpertTest, AnswersAndStreams) {
+  auto expert = MakeExpert(MambaConfig());
+  EXPECT_EQ(expert->Model(), "mamba-tiny-hf");
+  wire::ExpertRequestT request = Prompt("def f(x):\n    return", 12);
+  request.stream = true;
+  TestJob job(std::move(request));
+  wire::ExpertReplyT reply = expert->Serve(job);
+  ASSERT_EQ(reply.status, wire::StatusCode::OK) << reply.error;
+  EXPECT_EQ(reply.text, DirectGreedy("def f(x):\n    return", 12));
+  EXPECT_EQ(job.streamed(), reply.text);
+  EXPECT_EQ(reply.completion_tokens, 12u);
+  EXPECT_EQ(reply.prompt_tokens, 11u);
+  EXPECT_EQ(reply.finish_reason, "length");
+  EXPECT_GT(reply.confidence, 0.0f);
+  EXPECT_LE(reply.confidence, 1.0f);
+}
+
+TEST(MambaExpertTest, ConcurrentRequestsAreBatchedAndIndependent) {
+  auto expert = MakeExpert(MambaConfig());
+  const std::vector<std::string> prompts = {"import os\n", "class A:", "def g(y):\n    if", "x = [", "# comment", "print("};
+  std::vector<wire::ExpertReplyT> replies(prompts.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    threads.emplace_back([&, i] {
+      TestJob job(Prompt(prompts[i], 8));
+      replies[i] = expert->Serve(job);
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    ASSERT_EQ(replies[i].status, wire::StatusCode::OK) << replies[i].error;
+    EXPECT_EQ(replies[i].text, DirectGreedy(prompts[i], 8)) << prompts[i];
+  }
+}
+
+TEST(MambaExpertTest, RendersChatsAndContextByTheTemplate) {
+  wire::ExpertRequestT request;
+  request.messages.push_back(Message("system", "Be brief."));
+  request.messages.push_back(Message("user", "Hi"));
+  request.messages.push_back(Message("assistant", "Hello."));
+  request.messages.push_back(Message("user", "What is 2+2?"));
+  auto passage = std::make_unique<wire::PassageT>();
+  passage->text = "2+2 is 4.";
+  passage->source = "math.txt";
+  request.context.push_back(std::move(passage));
+  EXPECT_EQ(RenderPrompt(request),
+            "Context:\n[1] 2+2 is 4. (source: math.txt)\n\nBe brief.\n\nUser: Hi\nAssistant: Hello.\nUser: What is 2+2?\nAssistant:");
+  EXPECT_EQ(RenderPrompt(Prompt("plain", 1)), "plain");
+
+  auto expert = MakeExpert(MambaConfig());
+  request.params = std::make_unique<wire::GenerationParamsT>();
+  request.params->max_tokens = 30;
+  request.params->temperature = 0.0f;
+  TestJob job(std::move(request));
+  wire::ExpertReplyT reply = expert->Serve(job);
+  ASSERT_EQ(reply.status, wire::StatusCode::OK) << reply.error;
+  EXPECT_EQ(reply.text.find("\nUser:"), std::string::npos);
+}
+
+TEST(MambaExpertTest, CancelledJobsStopEarly) {
+  auto expert = MakeExpert(MambaConfig());
+  TestJob job(Prompt("def", 500, 1.0f));
+  job.CancelAfter(3);
+  wire::ExpertReplyT reply = expert->Serve(job);
+  EXPECT_EQ(reply.status, wire::StatusCode::CANCELLED);
+  EXPECT_LT(reply.completion_tokens, 20u);
+}
+
+TEST(MambaExpertTest, BadRequestsAreClientErrors) {
+  auto expert = MakeExpert(MambaConfig());
+  wire::ExpertRequestT bad_top_p = Prompt("x", 5, 1.0f);
+  bad_top_p.params->top_p = 0.0f;
+  TestJob top_p_job(std::move(bad_top_p));
+  EXPECT_EQ(expert->Serve(top_p_job).status, wire::StatusCode::BAD_REQUEST);
+
+  TestJob utf8_job(Prompt("bad \xFF byte", 5));
+  EXPECT_EQ(expert->Serve(utf8_job).status, wire::StatusCode::BAD_REQUEST);
+
+  wire::ExpertRequestT tool;
+  tool.messages.push_back(Message("tool", "{}"));
+  TestJob role_job(std::move(tool));
+  wire::ExpertReplyT reply = expert->Serve(role_job);
+  EXPECT_EQ(reply.status, wire::StatusCode::BAD_REQUEST);
+  EXPECT_NE(reply.error.find("'tool'"), std::string::npos);
+}
+
+TEST(MambaExpertTest, ContextPolicy) {
+  config::ExpertConfig strict = MambaConfig();
+  strict.max_context = 8;
+  TestJob long_job(Prompt("one two three four five six seven eight nine ten", 4));
+  wire::ExpertReplyT refused = MakeExpert(strict)->Serve(long_job);
+  EXPECT_EQ(refused.status, wire::StatusCode::CONTEXT_TOO_LONG);
+  EXPECT_NE(refused.error.find("context limit is 8"), std::string::npos);
+
+  config::ExpertConfig lenient = strict;
+  lenient.context_policy = "truncate_left";
+  TestJob truncated_job(Prompt("one two three four five six seven eight nine ten", 4));
+  wire::ExpertReplyT reply = MakeExpert(lenient)->Serve(truncated_job);
+  ASSERT_EQ(reply.status, wire::StatusCode::OK) << reply.error;
+  EXPECT_EQ(reply.prompt_tokens, 4u);  // 8 - 4 reserved for the completion
+  EXPECT_EQ(reply.completion_tokens, 4u);
+}
+
+TEST(MambaExpertTest, MissingWeightsFailAtConstruction) {
+  config::ExpertConfig missing = MambaConfig();
+  missing.model = "/nonexistent/mamba-130m";
+  try {
+    MakeExpert(missing);
+    FAIL() << "expected an exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("expert 'tiny'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/mamba-130m"), std::string::npos) << e.what();
+  }
+  config::ExpertConfig no_model = MambaConfig();
+  no_model.model.clear();
+  EXPECT_THROW(MakeExpert(no_model), std::runtime_error);
+  config::ExpertConfig bad_dtype = MambaConfig();
+  bad_dtype.dtype = "int8";
+  EXPECT_THROW(MakeExpert(bad_dtype), std::runtime_error);
+  if (!kernels::CudaAvailable()) {
+    config::ExpertConfig cuda = MambaConfig();
+    cuda.device = "cuda";
+    EXPECT_THROW(MakeExpert(cuda), std::runtime_error);
+  }
+}
+
+}  // namespace
+}  // namespace thalamus::experts

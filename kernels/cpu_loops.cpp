@@ -1,8 +1,8 @@
 // Compiled with -O3 -ffast-math (see cpu_loops.h). The loops are written so
 // GCC vectorizes them: fixed-width inner loops over kScanLanes, no branches in
-// the hot paths, expf/log1pf that map to libmvec's vector variants. Each loop
-// body is instantiated twice, for x86-64-v2 and x86-64-v3 (AVX2+FMA), and the
-// variant is chosen at run time from the CPU.
+// the hot paths, an inlined exp2 for the decays and libmvec's log1pf/expf for
+// softplus. Each loop body is instantiated for x86-64-v2, x86-64-v3
+// (AVX2+FMA) and x86-64-v4 (AVX-512); the variant is chosen at run time.
 #include "kernels/cpu_loops.h"
 
 #include <math.h>

@@ -80,9 +80,9 @@ struct CpuConvUpdateArgs {
 
 void RunConvUpdateRows(const CpuConvUpdateArgs& args, int64_t begin, int64_t end);
 
-// "avx2" (x86-64-v3 code) or "baseline" (x86-64-v2, or the target's default
-// elsewhere). Chosen once from the CPU; THALAMUS_KERNELS_CPU_ISA=baseline forces
-// the baseline so tests can cover both.
+// "avx512" (x86-64-v4 code), "avx2" (x86-64-v3) or "baseline" (x86-64-v2, or
+// the target's default elsewhere): the widest the CPU runs, chosen once.
+// THALAMUS_KERNELS_CPU_ISA=avx2|baseline caps it so tests can cover each.
 const char* SelectedCpuIsa();
 
 }  // namespace thalamus::kernels::internal

@@ -81,8 +81,8 @@ bool CudaAvailable();
 void SetCpuThreads(int n);
 int CpuThreads();
 
-// Which instruction-set variant the optimized CPU kernels run: "avx2"
-// (x86-64-v3) or "baseline". THALAMUS_KERNELS_CPU_ISA=baseline forces the latter.
+// Which instruction-set variant the optimized CPU kernels run: "avx512",
+// "avx2" or "baseline"; THALAMUS_KERNELS_CPU_ISA=avx2|baseline caps it.
 const char* CpuKernelIsa();
 
 }  // namespace thalamus::kernels

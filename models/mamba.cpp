@@ -1,6 +1,7 @@
 // The Mamba forward passes: prefill (selective scan) and the recurrent step.
 #include "models/mamba.h"
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -8,6 +9,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include "kernels/kernels.h"
+#include "models/linear.h"
 
 namespace thalamus::models {
 namespace {
@@ -35,12 +37,25 @@ std::optional<torch::Tensor> Maybe(const torch::Tensor& t) {
   return t.defined() ? std::optional<torch::Tensor>(t) : std::nullopt;
 }
 
-torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  return at::linear(x, weight, bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt);
-}
-
-// Computed in fp32 whatever the activation dtype, as state-spaces does.
+// Computed in fp32 whatever the activation dtype, as state-spaces does. A
+// decode step normalizes a few rows 49 times per token: one plain loop there
+// instead of six tensor ops keeps the step's fixed cost down.
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps, torch::ScalarType dtype) {
+  if (x.dim() == 2 && x.size(0) <= 8 && x.is_contiguous() && x.scalar_type() == torch::kFloat32 &&
+      dtype == torch::kFloat32 && x.device().is_cpu()) {
+    const int64_t rows = x.size(0), width = x.size(1);
+    torch::Tensor out = torch::empty_like(x);
+    const float* in = x.data_ptr<float>();
+    const float* scale = weight.data_ptr<float>();
+    float* result = out.data_ptr<float>();
+    for (int64_t r = 0; r < rows; ++r) {
+      double squares = 0;
+      for (int64_t i = 0; i < width; ++i) squares += static_cast<double>(in[r * width + i]) * in[r * width + i];
+      const float inverse = static_cast<float>(1.0 / std::sqrt(squares / width + eps));
+      for (int64_t i = 0; i < width; ++i) result[r * width + i] = in[r * width + i] * inverse * scale[i];
+    }
+    return out;
+  }
   torch::Tensor x32 = x.to(torch::kFloat32);
   return (x32 * at::rsqrt(x32.square().mean(-1, true) + eps) * weight).to(dtype);
 }
@@ -89,7 +104,7 @@ torch::Tensor MambaModel::Embed(std::span<const int32_t> ids) const {
 
 torch::Tensor MambaModel::Logits(const torch::Tensor& hidden) const {
   torch::Tensor normed = RmsNorm(hidden, weights_.norm_f, config_.norm_eps, dtype_);
-  return at::linear(normed, weights_.lm_head).to(torch::kFloat32);
+  return Linear(normed, weights_.lm_head).to(torch::kFloat32);
 }
 
 torch::Tensor MambaModel::Prefill(State& state, int64_t slot, std::span<const int32_t> ids, bool all_positions) const {
@@ -112,8 +127,8 @@ torch::Tensor MambaModel::Prefill(State& state, int64_t slot, std::span<const in
     window.narrow(1, c.d_conv - kept, kept).copy_(x[0].narrow(1, length - kept, kept));
 
     torch::Tensor xc = kernels::CausalConv1d(x, w.conv_weight, Maybe(w.conv_bias), /*silu=*/true);
-    torch::Tensor x_dbl = at::linear(xc.transpose(1, 2), w.x_proj);  // (1, L, dt_rank + 2 d_state)
-    torch::Tensor dt = at::linear(x_dbl.narrow(2, 0, c.dt_rank), w.dt_proj).transpose(1, 2);
+    torch::Tensor x_dbl = Linear(xc.transpose(1, 2), w.x_proj);  // (1, L, dt_rank + 2 d_state)
+    torch::Tensor dt = Linear(x_dbl.narrow(2, 0, c.dt_rank), w.dt_proj).transpose(1, 2);
     torch::Tensor B = x_dbl.narrow(2, c.dt_rank, c.d_state).transpose(1, 2);
     torch::Tensor C = x_dbl.narrow(2, c.dt_rank + c.d_state, c.d_state).transpose(1, 2);
     kernels::ScanResult scan = kernels::SelectiveScan(xc, dt, w.A, B, C, w.D, z, w.dt_bias, /*delta_softplus=*/true);
@@ -137,8 +152,8 @@ torch::Tensor MambaModel::Step(State& state, std::span<const int32_t> tokens) co
     torch::Tensor x = xz.narrow(1, 0, c.d_inner), z = xz.narrow(1, c.d_inner, c.d_inner);
     torch::Tensor window = s.conv[l].narrow(0, 0, n);
     torch::Tensor xc = kernels::CausalConv1dUpdate(x, window, w.conv_weight, Maybe(w.conv_bias), /*silu=*/true);
-    torch::Tensor x_dbl = at::linear(xc, w.x_proj);
-    torch::Tensor dt = at::linear(x_dbl.narrow(1, 0, c.dt_rank), w.dt_proj);
+    torch::Tensor x_dbl = Linear(xc, w.x_proj);
+    torch::Tensor dt = Linear(x_dbl.narrow(1, 0, c.dt_rank), w.dt_proj);
     torch::Tensor B = x_dbl.narrow(1, c.dt_rank, c.d_state), C = x_dbl.narrow(1, c.dt_rank + c.d_state, c.d_state);
     torch::Tensor ssm = s.ssm[l].narrow(0, 0, n);
     torch::Tensor y = kernels::SelectiveStateUpdate(ssm, xc, dt, w.A, B, C, w.D, z, w.dt_bias, /*dt_softplus=*/true);

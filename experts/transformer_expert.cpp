@@ -1,0 +1,154 @@
+#include "experts/transformer_expert.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <stdexcept>
+
+#include "experts/mamba_expert.h"
+#include "models/batcher.h"
+#include "models/gpt_neox.h"
+
+namespace thalamus::experts {
+namespace {
+
+constexpr const char* kChatStop = "\nUser:";
+
+// A client error, answered BAD_REQUEST or CONTEXT_TOO_LONG.
+struct RequestError : std::invalid_argument {
+  RequestError(wire::StatusCode code, const std::string& message) : std::invalid_argument(message), code(code) {}
+  wire::StatusCode code;
+};
+
+models::SamplingParams SamplingFor(const wire::ExpertRequestT& request) {
+  const wire::GenerationParamsT defaults;
+  const wire::GenerationParamsT& params = request.params ? *request.params : defaults;
+  models::SamplingParams sampling;
+  sampling.max_tokens = params.max_tokens;
+  sampling.temperature = params.temperature;
+  sampling.top_k = params.top_k;
+  sampling.top_p = params.top_p;
+  if (params.seed != 0) sampling.seed = params.seed;
+  sampling.stop = params.stop;
+  if (!request.messages.empty()) sampling.stop.push_back(kChatStop);
+  try {
+    sampling.Validate();
+  } catch (const std::invalid_argument& e) {
+    throw RequestError(wire::StatusCode::BAD_REQUEST, e.what());
+  }
+  return sampling;
+}
+
+std::string ModelName(const std::string& dir) {
+  std::filesystem::path path = std::filesystem::path(dir).lexically_normal();
+  std::string name = path.filename().string();
+  return name.empty() ? path.parent_path().filename().string() : name;
+}
+
+class TransformerExpert : public Expert {
+ public:
+  explicit TransformerExpert(const config::ExpertConfig& c) {
+    const std::string who = "expert '" + c.name + "': ";
+    if (c.model.empty()) throw std::runtime_error(who + "kind transformer needs `model:`, a checkpoint directory");
+    if (c.max_context < 0) throw std::runtime_error(who + "max_context must be >= 0");
+    try {
+      policy_ = models::ContextPolicyFromName(c.context_policy);
+      if (models::DeviceFromName(c.device) != torch::Device(torch::kCPU)) {
+        throw std::invalid_argument("device '" + c.device + "': the transformer expert runs on cpu only");
+      }
+      if (c.threads > 0) models::SetComputeThreads(c.threads);
+      model_ = models::GptNeoxModel::Load(c.model, models::DTypeFromName(c.dtype), c.max_context);
+      const std::string tokenizer_file = c.tokenizer.empty() ? (std::filesystem::path(c.model) / "tokenizer.json").string() : c.tokenizer;
+      tokenizer_ = std::make_unique<models::Tokenizer>(models::Tokenizer::FromFile(tokenizer_file));
+    } catch (const std::exception& e) {
+      throw std::runtime_error(who + e.what());
+    }
+    end_tokens_ = models::EndOfTextTokens(*tokenizer_, model_->config().eos_token_id);
+    model_name_ = ModelName(c.model);
+    batcher_ = std::make_unique<models::Batcher>(*model_, *tokenizer_, std::max(1, c.max_batch));
+  }
+
+  std::string Model() const override { return model_name_; }
+
+  wire::ExpertReplyT Serve(Job& job) override {
+    const auto start = std::chrono::steady_clock::now();
+    wire::ExpertReplyT reply;
+    try {
+      Fill(batcher_->Submit(Prepare(job)).get(), reply);
+    } catch (const RequestError& e) {
+      reply.status = e.code;
+      reply.error = e.what();
+      reply.finish_reason = "error";
+    } catch (const std::exception& e) {
+      reply.status = wire::StatusCode::INTERNAL;
+      reply.error = std::string("transformer: ") + e.what();
+      reply.finish_reason = "error";
+    }
+    reply.compute_ms = std::chrono::duration<float, std::milli>(std::chrono::steady_clock::now() - start).count();
+    return reply;
+  }
+
+ private:
+  models::GenerationRequest Prepare(Job& job) const {
+    const wire::ExpertRequestT& request = job.request();
+    for (const auto& message : request.messages) {
+      if (message->role != "system" && message->role != "user" && message->role != "assistant") {
+        throw RequestError(wire::StatusCode::BAD_REQUEST, "unknown chat role '" + message->role + "' (system, user or assistant)");
+      }
+    }
+    models::GenerationRequest generation;
+    generation.sampling = SamplingFor(request);
+    generation.sampling.stop_tokens = end_tokens_;
+    try {
+      generation.prompt = tokenizer_->Encode(RenderPrompt(request));
+    } catch (const std::invalid_argument& e) {
+      throw RequestError(wire::StatusCode::BAD_REQUEST, e.what());
+    }
+    const int64_t limit = model_->MaxContext();
+    generation.prompt = models::FitPromptToContext(std::move(generation.prompt), limit, generation.sampling.max_tokens, policy_);
+    if (static_cast<int64_t>(generation.prompt.size()) >= limit) {
+      throw RequestError(wire::StatusCode::CONTEXT_TOO_LONG, "the prompt has " + std::to_string(generation.prompt.size()) +
+                                                                 " tokens; this expert's context limit is " + std::to_string(limit));
+    }
+    generation.on_text = [&job](std::string_view text) { job.EmitText(text); };
+    generation.cancelled = [&job] { return job.cancelled(); };
+    return generation;
+  }
+
+  static void Fill(const models::GenerationResult& result, wire::ExpertReplyT& reply) {
+    reply.text = result.text;
+    reply.prompt_tokens = static_cast<uint32_t>(result.prompt_tokens);
+    reply.completion_tokens = static_cast<uint32_t>(result.tokens.size());
+    reply.confidence = result.tokens.empty() ? 1.0f : static_cast<float>(std::exp(result.logprob_sum / result.tokens.size()));
+    switch (result.finish_reason) {
+      case models::FinishReason::kStop:
+      case models::FinishReason::kLength:
+        reply.finish_reason = models::FinishReasonName(result.finish_reason);
+        break;
+      case models::FinishReason::kCancelled:
+        reply.status = wire::StatusCode::CANCELLED;
+        reply.finish_reason = "cancelled";
+        break;
+      case models::FinishReason::kError:
+        reply.status = wire::StatusCode::EXPERT_FAILED;
+        reply.error = "transformer: " + result.error;
+        reply.finish_reason = "error";
+        break;
+    }
+  }
+
+  models::ContextPolicy policy_ = models::ContextPolicy::kError;
+  std::unique_ptr<models::GptNeoxModel> model_;
+  std::unique_ptr<models::Tokenizer> tokenizer_;
+  std::vector<int32_t> end_tokens_;
+  std::string model_name_;
+  std::unique_ptr<models::Batcher> batcher_;  // last: stops before the model and tokenizer go
+};
+
+}  // namespace
+
+std::unique_ptr<Expert> MakeTransformerExpert(const config::ExpertConfig& expert_config) {
+  return std::make_unique<TransformerExpert>(expert_config);
+}
+
+}  // namespace thalamus::experts

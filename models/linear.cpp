@@ -49,8 +49,9 @@ __attribute__((target_clones("avx512f", "avx2,fma", "default"))) void GemvRows(
 
 template <int B>
 void Run(const float* weight, int64_t out, int64_t in, const float* x, float* y) {
-  // ~64 KiB of weights per task: enough to amortize the pool, many tasks to balance.
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, in));
+  // ~256 KiB of weights per task: small matrices (x_proj, dt_proj) stay on the
+  // calling thread, since a fork-join costs more than reading them.
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, in));
   at::parallel_for(0, out, grain, [&](int64_t begin, int64_t end) { GemvRows<B>(weight, in, x, out, y, begin, end); });
 }
 

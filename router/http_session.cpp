@@ -146,6 +146,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
+    stream_.expires_after(kIoTimeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        if (ec) return self->OnReadError(ec);
@@ -355,13 +356,19 @@ class Session : public std::enable_shared_from_this<Session> {
         head_->set(http::field::content_type, "text/event-stream");
         head_->set(http::field::cache_control, "no-cache");
         head_->set("X-Accel-Buffering", "no");  // ask proxies not to buffer the stream
+        // HTTP/1.0 has no chunked encoding: there the stream ends with the
+        // connection.
+        chunked_ = version_ >= 11;
+        if (!chunked_) keep_alive_ = false;
         head_->keep_alive(keep_alive_);
-        head_->chunked(true);
+        head_->chunked(chunked_);
         head_serializer_.emplace(*head_);
         return http::async_write_header(stream_, *head_serializer_, done);
       case Outgoing::kChunk:
+        if (!chunked_) return net::async_write(stream_, net::buffer(item.data), done);
         return net::async_write(stream_, http::make_chunk(net::buffer(item.data)), done);
       case Outgoing::kLast:
+        if (!chunked_) return net::async_write(stream_, net::const_buffer(), done);
         return net::async_write(stream_, http::make_chunk_last(), done);
     }
   }
@@ -445,6 +452,7 @@ class Session : public std::enable_shared_from_this<Session> {
   int outcome_ = 200;
   std::deque<Outgoing> outbox_;
   bool writing_ = false;
+  bool chunked_ = true;
   std::optional<http::response<http::empty_body>> head_;
   std::optional<http::response_serializer<http::empty_body>> head_serializer_;
 

@@ -161,7 +161,9 @@ TEST(HttpStreamTest, FailureAfterPartialsIsAnErrorEvent) {
   EXPECT_EQ(events[2]["error"]["message"], "worker died");
   EXPECT_EQ(events[2]["error"]["type"], "server_error");
   EXPECT_EQ(events[3], "[DONE]");
-  // The metrics record what happened, not the 200 already sent.
+  // The metrics record what happened, not the 200 already sent. The session
+  // counts a request before it reads the next one on the connection.
+  ASSERT_EQ(client.Get("/healthz").result_int(), 200);
   EXPECT_NE(server.metrics.Serialize().find(
                 R"(thalamus_http_requests_total{endpoint="/v1/chat/completions",status="502"} 1)"),
             std::string::npos);
@@ -177,6 +179,23 @@ TEST(HttpStreamTest, ConnectionKeepsServingAfterAStream) {
     Response plain = client.Post("/v1/chat/completions", ChatRequest("p", false));
     EXPECT_EQ(Json(plain)["choices"][0]["message"]["content"], "echo: p");
   }
+}
+
+TEST(HttpStreamTest, Http10ClientsGetAStreamEndedByClose) {
+  TestServer server;
+  TestClient client(server.port());
+  std::string body = ChatRequest("old").dump();
+  client.WriteRaw("POST /v1/chat/completions HTTP/1.0\r\nContent-Type: application/json\r\n"
+                  "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  std::string raw = client.ReadUntilClosed();
+  size_t head_end = raw.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos) << raw;
+  std::string head = raw.substr(0, head_end);
+  EXPECT_EQ(head.rfind("HTTP/1.0 200", 0), 0u) << head;
+  EXPECT_EQ(head.find("chunked"), std::string::npos) << head;
+  std::vector<json> events = ParseEvents(raw.substr(head_end + 4));
+  EXPECT_EQ(ChatContent(events), "echo: old");
+  EXPECT_EQ(events.back(), "[DONE]");
 }
 
 TEST(HttpStreamTest, ClientClosingMidStreamIsHarmless) {

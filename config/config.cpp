@@ -48,6 +48,23 @@ void ParseGate(const MapReader& map, GateConfig& gate) {
   gate.top_k = map.Int("top_k", gate.top_k, 1, 64);
   gate.threshold = map.Double("threshold", gate.threshold, 0.0, 1.0);
   gate.default_expert = map.String("default_expert", gate.default_expert);
+  gate.load_aware = map.Bool("load_aware", gate.load_aware);
+  gate.load_alpha = map.Double("load_alpha", gate.load_alpha, 0.0, 100.0);
+  gate.context_aware = map.Bool("context_aware", gate.context_aware);
+  gate.long_context_tokens = map.Int("long_context_tokens", gate.long_context_tokens, 1, 1 << 24);
+  gate.long_context_boost = map.Double("long_context_boost", gate.long_context_boost, 1.0, 1e6);
+  map.RejectUnknown();
+}
+
+void ParseRalm(const MapReader& map, RalmConfig& ralm) {
+  ralm.k = map.Int("k", ralm.k, 1, 1000);
+  ralm.prompt_template = map.String("template", ralm.prompt_template);
+  for (const char* placeholder : {"{context}", "{question}"}) {
+    if (ralm.prompt_template.find(placeholder) == std::string::npos) {
+      map.Fail("template", std::string("must contain the ") + placeholder + " placeholder");
+    }
+  }
+  ralm.max_prompt_tokens = map.Int("max_prompt_tokens", ralm.max_prompt_tokens, 0, 1 << 24);
   map.RejectUnknown();
 }
 
@@ -109,6 +126,7 @@ Config Parse(const YAML::Node& root, const std::string& file) {
   if (auto node = top.Child("http")) ParseHttp(*node, cfg.http);
   if (auto node = top.Child("broker")) ParseBroker(*node, cfg.broker);
   if (auto node = top.Child("gate")) ParseGate(*node, cfg.gate);
+  if (auto node = top.Child("ralm")) ParseRalm(*node, cfg.ralm);
   if (auto node = top.Child("supervisor")) ParseSupervisor(*node, cfg.supervisor);
   cfg.aggregation = top.OneOf("aggregation", cfg.aggregation, {"top1", "weighted", "concat", "ralm"});
   std::set<std::string> names;

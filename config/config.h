@@ -41,8 +41,31 @@ struct BrokerConfig {
 struct GateConfig {
   std::string path;                     // trained gate file; "" means the fallback rule
   int top_k = 1;
-  double threshold = 0.0;
+  double threshold = 0.0;               // besides the best, only services at least this probable answer
   std::string default_expert;           // fallback rule: this service answers
+  // Load-aware: each service's probability is multiplied by
+  // exp(-load_alpha * (queued + in_flight) / (live_workers * concurrency)),
+  // services without a live worker are skipped; then renormalised.
+  bool load_aware = true;
+  double load_alpha = 1.0;
+  // Context-aware: a query longer than long_context_tokens (estimated) has
+  // the probability of every `mamba` service multiplied by long_context_boost.
+  bool context_aware = true;
+  int long_context_tokens = 2048;
+  double long_context_boost = 4.0;
+};
+
+// The `ralm` plan (aggregation: ralm): retrieve, then generate.
+struct RalmConfig {
+  int k = 4;                            // passages given to the generator (a query's ralm_k overrides)
+  // The generator's prompt; {context} becomes the numbered passages,
+  // {question} the query (the last user message of a chat).
+  std::string prompt_template =
+      "Answer the question using the context.\n\nContext:\n{context}\n\nQuestion: {question}\nAnswer:";
+  // Prompt budget in tokens; 0: the generator's max_context minus the
+  // request's max_tokens, or no limit when max_context is 0. Lowest-ranked
+  // passages are dropped until the prompt fits.
+  int max_prompt_tokens = 0;
 };
 
 struct ExpertConfig {
@@ -91,6 +114,7 @@ struct Config {
   HttpConfig http;
   BrokerConfig broker;
   GateConfig gate;
+  RalmConfig ralm;
   SupervisorConfig supervisor;
   std::string aggregation = "top1";     // top1 | weighted | concat | ralm
   std::vector<ExpertConfig> experts;

@@ -1,26 +1,173 @@
 #include "router/gate.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <set>
+#include <stdexcept>
+
+#include "router/gate_model.h"
 
 namespace thalamus::router {
+namespace {
 
-Gate::Gate(const config::Config& config) : config_(config) {}
+std::string Fixed(double value, int digits = 3) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
+  return buffer;
+}
 
-GateDecision Gate::Decide(const wire::QueryT& query) const {
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) out += (out.empty() ? "" : ", ") + name;
+  return "[" + out + "]";
+}
+
+const ServiceInfo* FindLive(const std::vector<ServiceInfo>& live, const std::string& name) {
+  for (const ServiceInfo& info : live) {
+    if (info.name == name) return &info;
+  }
+  return nullptr;
+}
+
+void Normalise(std::vector<double>& p) {
+  const double sum = std::accumulate(p.begin(), p.end(), 0.0);
+  if (sum > 0) {
+    for (double& x : p) x /= sum;
+  }
+}
+
+double EntropyBits(const std::vector<double>& p) {
+  double h = 0;
+  for (double x : p) {
+    if (x > 0) h -= x * std::log2(x);
+  }
+  return h;
+}
+
+std::string ContextAdjust(const config::Config& config, size_t tokens, std::vector<double>& p) {
+  const config::GateConfig& gate = config.gate;
+  if (!gate.context_aware || tokens <= static_cast<size_t>(gate.long_context_tokens)) return "";
+  std::vector<std::string> boosted;
+  for (size_t i = 0; i < config.experts.size(); ++i) {
+    if (config.experts[i].kind == "mamba") p[i] *= gate.long_context_boost, boosted.push_back(config.experts[i].name);
+  }
+  if (boosted.empty()) return "";
+  return "; long context (~" + std::to_string(tokens) + " tokens > " + std::to_string(gate.long_context_tokens) +
+         "): x" + Fixed(gate.long_context_boost, 2) + " for mamba " + JoinNames(boosted);
+}
+
+std::string LoadAdjust(const config::Config& config, const std::vector<ServiceInfo>& live, std::vector<double>& p,
+                       bool* no_live) {
+  std::vector<double> adjusted = p;
+  std::string notes;
+  bool any_live = false;
+  for (size_t i = 0; i < config.experts.size(); ++i) {
+    const config::ExpertConfig& expert = config.experts[i];
+    const ServiceInfo* info = FindLive(live, expert.name);
+    if (!info || info->live_workers <= 0) {
+      if (p[i] > 0) notes += "; " + expert.name + " skipped (no live worker)";
+      adjusted[i] = 0;
+      continue;
+    }
+    any_live = true;
+    const double load = static_cast<double>(info->queued + info->in_flight) /
+                        (static_cast<double>(info->live_workers) * std::max(1, expert.concurrency));
+    if (load > 0 && p[i] > 0) {
+      const double factor = std::exp(-config.gate.load_alpha * load);
+      adjusted[i] *= factor;
+      notes += "; " + expert.name + " x" + Fixed(factor) + " for load " + Fixed(load, 2) + " (queued " +
+               std::to_string(info->queued) + ", in flight " + std::to_string(info->in_flight) + ", " +
+               std::to_string(info->live_workers) + " workers)";
+    }
+  }
+  if (!any_live || std::accumulate(adjusted.begin(), adjusted.end(), 0.0) <= 0) {
+    if (no_live) *no_live = true;
+    return "; no scored service has a live worker, load ignored";
+  }
+  p = std::move(adjusted);
+  return notes;
+}
+
+}  // namespace
+
+std::string GateText(const wire::QueryT& query) {
+  for (auto it = query.messages.rbegin(); it != query.messages.rend(); ++it) {
+    if (*it && (*it)->role == "user") return (*it)->content;
+  }
+  if (!query.prompt.empty() || query.messages.empty()) return query.prompt;
+  return query.messages.back() ? query.messages.back()->content : "";
+}
+
+size_t QueryTokens(const wire::QueryT& query) {
+  size_t tokens = EstimateTokens(query.prompt);
+  for (const auto& message : query.messages) {
+    if (message) tokens += EstimateTokens(message->content);
+  }
+  return tokens;
+}
+
+std::string AdjustScores(const config::Config& config, const std::vector<ServiceInfo>& live, size_t query_tokens,
+                         std::vector<double>& probabilities, bool* no_live) {
+  if (no_live) *no_live = false;
+  std::string reason = ContextAdjust(config, query_tokens, probabilities);
+  if (config.gate.load_aware) reason += LoadAdjust(config, live, probabilities, no_live);
+  Normalise(probabilities);
+  return reason;
+}
+
+std::vector<size_t> SelectExperts(const std::vector<double>& probabilities, int top_k, double threshold) {
+  std::vector<size_t> order(probabilities.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return probabilities[a] > probabilities[b]; });
+  std::vector<size_t> chosen;
+  for (size_t index : order) {
+    if (chosen.size() >= static_cast<size_t>(std::max(1, top_k))) break;
+    if (!chosen.empty() && (probabilities[index] <= 0 || probabilities[index] < threshold)) break;
+    chosen.push_back(index);
+  }
+  return chosen;
+}
+
+Gate::Gate(const config::Config& config) : config_(config) {
+  if (config.gate.path.empty()) return;
+  model_ = GateModel::Load(config.gate.path);
+  const std::vector<std::string>& trained = model_->metadata().services;
+  std::vector<std::string> configured;
+  for (const config::ExpertConfig& expert : config.experts) configured.push_back(expert.name);
+  if (std::set<std::string>(trained.begin(), trained.end()) != std::set<std::string>(configured.begin(), configured.end()) ||
+      trained.size() != configured.size()) {
+    throw std::runtime_error("gate file " + config.gate.path + " was trained for the services " + JoinNames(trained) +
+                             " but " + config.file + " configures " + JoinNames(configured) +
+                             "; retrain it with `thalamus gate train --config " + config.file + " ...`");
+  }
+  for (const std::string& name : trained) {
+    config_index_.push_back(std::find(configured.begin(), configured.end(), name) - configured.begin());
+  }
+}
+
+Gate::~Gate() = default;
+
+GateDecision Gate::Decide(const wire::QueryT& query, const std::vector<ServiceInfo>& live) const {
   GateDecision decision;
   if (!query.experts.empty()) {
     for (const std::string& name : query.experts) {
       if (!config_.FindExpert(name)) {
         decision.status = wire::StatusCode::NOT_FOUND;
         decision.error = "no expert service named '" + name + "'";
+        decision.fallback = "unknown_expert";
         return decision;
       }
       decision.chosen.push_back(name);
     }
     decision.reason = "named by the request";
+  } else if (model_) {
+    return DecideByModel(query, live);
   } else if (!config_.gate.default_expert.empty()) {
     decision.chosen.push_back(config_.gate.default_expert);
-    decision.reason = "fallback rule: gate.default_expert";
+    decision.reason = "fallback rule: gate.default_expert (no trained gate)";
+    decision.fallback = "no_gate";
   } else {
     const config::ExpertConfig* pick = &config_.experts.front();
     for (const config::ExpertConfig& expert : config_.experts) {
@@ -30,7 +177,8 @@ GateDecision Gate::Decide(const wire::QueryT& query) const {
       }
     }
     decision.chosen.push_back(pick->name);
-    decision.reason = "fallback rule: first generator expert";
+    decision.reason = "fallback rule: first generator expert (no trained gate)";
+    decision.fallback = "no_gate";
   }
   for (const config::ExpertConfig& expert : config_.experts) {
     wire::GateScoreT score;
@@ -39,6 +187,34 @@ GateDecision Gate::Decide(const wire::QueryT& query) const {
     score.probability = chosen ? 1.0f / static_cast<float>(decision.chosen.size()) : 0.0f;
     decision.scores.push_back(score);
   }
+  return decision;
+}
+
+GateDecision Gate::DecideByModel(const wire::QueryT& query, const std::vector<ServiceInfo>& live) const {
+  GateDecision decision;
+  decision.from_model = true;
+  const std::vector<float> model_p = model_->Probabilities(GateText(query));
+  std::vector<double> p(config_.experts.size(), 0.0);
+  for (size_t i = 0; i < model_p.size(); ++i) p[config_index_[i]] = model_p[i];
+  decision.entropy_bits = EntropyBits(p);
+
+  std::string model_says;
+  for (size_t i = 0; i < p.size(); ++i) model_says += (i ? ", " : "") + config_.experts[i].name + " " + Fixed(p[i]);
+  bool no_live = false;
+  const std::string adjustments = AdjustScores(config_, live, QueryTokens(query), p, &no_live);
+  if (no_live) decision.fallback = "no_live_expert";
+
+  const std::vector<size_t> chosen = SelectExperts(p, config_.gate.top_k, config_.gate.threshold);
+  for (size_t index : chosen) decision.chosen.push_back(config_.experts[index].name);
+  for (size_t i = 0; i < p.size(); ++i) {
+    wire::GateScoreT score;
+    score.service = config_.experts[i].name;
+    score.probability = static_cast<float>(p[i]);
+    decision.scores.push_back(score);
+  }
+  decision.reason = "trained gate: model {" + model_says + "}" + adjustments + "; top_k " +
+                    std::to_string(config_.gate.top_k) + ", threshold " + Fixed(config_.gate.threshold, 2) +
+                    " -> " + JoinNames(decision.chosen);
   return decision;
 }
 

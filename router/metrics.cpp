@@ -93,7 +93,9 @@ struct Metrics::Families {
         gate_selections(CounterFamily(r, "thalamus_gate_selections_total",
                                       "Times the gate chose each service.")),
         gate_fallbacks(CounterFamily(r, "thalamus_gate_fallbacks_total",
-                                     "Times the gate fell back to its rule, by reason.")) {}
+                                     "Times the gate fell back to its rule, by reason.")),
+        gate_entropy(HistogramFamily(r, "thalamus_gate_entropy_bits",
+                                     "Entropy of the trained gate's distribution over services, in bits.")) {}
 
   SeriesCache<prometheus::Counter> http_requests;
   SeriesCache<prometheus::Histogram> http_duration;
@@ -108,6 +110,7 @@ struct Metrics::Families {
   SeriesCache<prometheus::Gauge> in_flight;
   SeriesCache<prometheus::Counter> gate_selections;
   SeriesCache<prometheus::Counter> gate_fallbacks;
+  SeriesCache<prometheus::Histogram> gate_entropy;
 };
 
 Metrics::Metrics()
@@ -159,6 +162,12 @@ void Metrics::CountGateSelection(const std::string& service) {
 
 void Metrics::CountGateFallback(const std::string& reason) {
   families_->gate_fallbacks.Get({{"reason", reason}}).Increment();
+}
+
+void Metrics::ObserveGateEntropy(double bits) {
+  // 0 bits is a certain gate; log2(N) a uniform one over N services.
+  static const prometheus::Histogram::BucketBoundaries buckets = {0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0};
+  families_->gate_entropy.Get({}, buckets).Observe(bits);
 }
 
 std::string Metrics::Serialize() const {

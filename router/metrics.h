@@ -34,6 +34,8 @@ class Metrics {
   // thalamus_gate_selections_total{service}, thalamus_gate_fallbacks_total{reason}
   void CountGateSelection(const std::string& service);
   void CountGateFallback(const std::string& reason);
+  // thalamus_gate_entropy_bits: entropy of the trained gate's distribution per decision
+  void ObserveGateEntropy(double bits);
 
   // The Prometheus text exposition format.
   std::string Serialize() const;

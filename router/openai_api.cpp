@@ -274,6 +274,7 @@ void ParseNative(const json& body, ParsedRequest& out) {
     out.query.deadline_ms = static_cast<uint32_t>(IntegerValue(*v, "deadline_ms", 0, kMaxDeadlineMs));
   }
   if (const json* v = Field(body, "with_trace")) out.query.with_trace = BoolValue(*v, "with_trace");
+  if (const json* v = Field(body, "ralm_k")) out.query.ralm_k = static_cast<int32_t>(IntegerValue(*v, "ralm_k", 1, 1000));
   if (const json* v = Field(body, "stream")) out.stream = BoolValue(*v, "stream");
   out.model = std::string(kRouterModel);
 }

@@ -81,9 +81,11 @@ json TraceJson(const wire::TraceT& trace) {
                        {"confidence", Number(e->confidence)},
                        {"latency_ms", Number(e->latency_ms)},
                        {"attempts", e->attempts}});
+    if (!e->prompt.empty()) experts.back()["prompt"] = e->prompt;
   }
   return {{"gate", gate},          {"gate_reason", trace.gate_reason},
           {"chosen", trace.chosen}, {"plan", trace.plan},
+          {"plan_reason", trace.plan_reason},
           {"aggregation", trace.aggregation}, {"experts", experts},
           {"total_ms", Number(trace.total_ms)}};
 }

@@ -25,6 +25,25 @@ std::vector<std::unique_ptr<T>> CloneAll(const std::vector<std::unique_ptr<T>>& 
   return out;
 }
 
+// The generator of a ralm plan gets the filled template in place of the
+// question: as the prompt, or as the last user message of a chat.
+void SetQuestion(wire::ExpertRequestT& request, const std::string& text) {
+  if (request.messages.empty()) {
+    request.prompt = text;
+    return;
+  }
+  for (auto it = request.messages.rbegin(); it != request.messages.rend(); ++it) {
+    if (*it && (*it)->role == "user") {
+      (*it)->content = text;
+      return;
+    }
+  }
+  auto message = std::make_unique<wire::ChatMessageT>();
+  message->role = "user";
+  message->content = text;
+  request.messages.push_back(std::move(message));
+}
+
 }  // namespace
 
 struct Router::QueryState {
@@ -36,6 +55,9 @@ struct Router::QueryState {
   GateDecision decision;
   std::string plan = "direct";
   std::string generator;                          // ralm: who answers after retrieval
+  std::string generator_prompt;                   // ralm: the filled template
+  std::string plan_reason;
+  int ralm_k = 0;
   std::vector<std::unique_ptr<wire::PassageT>> context;  // ralm: passages given to the generator
   std::vector<wire::ExpertTraceT> traces;         // one per expert request, in dispatch order
   std::vector<wire::ExpertReplyT> replies;        // parallel to traces
@@ -47,7 +69,15 @@ struct Router::QueryState {
 };
 
 Router::Router(const config::Config& config, EventLoop& loop, Broker& broker, Metrics& metrics)
-    : config_(config), loop_(loop), broker_(broker), metrics_(metrics), gate_(config) {}
+    : config_(config), loop_(loop), broker_(broker), metrics_(metrics), gate_(config) {
+  if (config_.aggregation != "ralm") return;
+  for (const config::ExpertConfig& expert : config_.experts) {
+    if (expert.kind == "rag") continue;
+    Counter counter;
+    counter.count = GeneratorTokenCounter(expert, &counter.how);
+    token_counters_.emplace(expert.name, std::move(counter));
+  }
+}
 
 std::vector<ServiceInfo> Router::Services() const { return broker_.Services(); }
 
@@ -83,9 +113,10 @@ void Router::SubmitInLoop(wire::QueryT query, QueryCallbacks callbacks) {
     state->callbacks.on_result(std::move(result));
     return;
   }
-  state->decision = gate_.Decide(state->query);
+  state->decision = gate_.Decide(state->query, LiveLoad());
+  if (!state->decision.fallback.empty()) metrics_.CountGateFallback(state->decision.fallback);
+  if (state->decision.entropy_bits >= 0) metrics_.ObserveGateEntropy(state->decision.entropy_bits);
   if (state->decision.status != wire::StatusCode::OK) {
-    metrics_.CountGateFallback("unknown_expert");
     wire::QueryResultT result;
     result.client_request_id = state->query.client_request_id;
     result.status = state->decision.status;
@@ -94,22 +125,75 @@ void Router::SubmitInLoop(wire::QueryT query, QueryCallbacks callbacks) {
     return;
   }
   for (const std::string& service : state->decision.chosen) metrics_.CountGateSelection(service);
+  PlanQuery(state);
+}
 
-  std::vector<std::string> retrievers;
-  for (const std::string& service : state->decision.chosen) {
-    if (config_.FindExpert(service)->kind != "rag" && state->generator.empty()) state->generator = service;
+// Live workers from the broker's snapshot, requests from the router's own
+// count: a burst of queries sees the load its earlier queries made.
+std::vector<ServiceInfo> Router::LiveLoad() const {
+  std::vector<ServiceInfo> live = broker_.Services();
+  for (ServiceInfo& info : live) {
+    const auto it = outstanding_.find(info.name);
+    const config::ExpertConfig* expert = config_.FindExpert(info.name);
+    if (it == outstanding_.end() || !expert) continue;
+    const int slots = info.live_workers * std::max(1, expert->concurrency);
+    info.in_flight = std::min(it->second, slots);
+    info.queued = it->second - info.in_flight;
   }
-  if (config_.aggregation == "ralm" && !state->generator.empty()) {
-    for (const config::ExpertConfig& expert : config_.experts) {
-      if (expert.kind == "rag") retrievers.push_back(expert.name);
+  return live;
+}
+
+// direct, or ralm when aggregation is ralm and there are retrievers and a
+// generator: the best chosen non-rag service, else the most probable one,
+// else the first mamba/transformer, else the first non-rag expert.
+void Router::PlanQuery(const std::shared_ptr<QueryState>& state) {
+  if (config_.aggregation == "ralm") {
+    std::vector<std::string> retrievers;
+    for (const std::string& service : state->decision.chosen) {
+      if (config_.FindExpert(service)->kind == "rag") {
+        retrievers.push_back(service);
+      } else if (state->generator.empty()) {
+        state->generator = service;
+      }
     }
-  }
-  if (!retrievers.empty()) {
-    state->plan = "ralm";
-    DispatchExperts(state, retrievers, /*answering=*/false);
+    const bool all_retrievers = retrievers.empty();
+    if (all_retrievers) {
+      for (const config::ExpertConfig& expert : config_.experts) {
+        if (expert.kind == "rag") retrievers.push_back(expert.name);
+      }
+    }
+    if (state->generator.empty()) {
+      float best = 0;
+      for (const auto& score : state->decision.scores) {
+        if (config_.FindExpert(score.service)->kind != "rag" && score.probability > best) {
+          best = score.probability, state->generator = score.service;
+        }
+      }
+    }
+    for (const config::ExpertConfig& expert : config_.experts) {
+      if (!state->generator.empty()) break;
+      if (expert.kind == "mamba" || expert.kind == "transformer") state->generator = expert.name;
+    }
+    for (const config::ExpertConfig& expert : config_.experts) {
+      if (!state->generator.empty()) break;
+      if (expert.kind != "rag") state->generator = expert.name;
+    }
+    if (!retrievers.empty() && !state->generator.empty()) {
+      state->plan = "ralm";
+      state->ralm_k = state->query.ralm_k > 0 ? state->query.ralm_k : config_.ralm.k;
+      state->plan_reason = std::string("ralm: retrieve from ") + (all_retrievers ? "every rag service" : "the chosen rag services") +
+                           ", then " + state->generator + " generates";
+      DispatchExperts(state, retrievers, /*answering=*/false);
+      return;
+    }
+    state->plan_reason = retrievers.empty() ? "direct: aggregation ralm, but no rag service is configured"
+                                            : "direct: aggregation ralm, but no generator service is configured";
+  } else if (state->decision.chosen.size() > 1) {
+    state->plan_reason = "direct: fan-out to " + std::to_string(state->decision.chosen.size()) + " services";
   } else {
-    DispatchExperts(state, state->decision.chosen, /*answering=*/true);
+    state->plan_reason = "direct";
   }
+  DispatchExperts(state, state->decision.chosen, /*answering=*/true);
 }
 
 void Router::DispatchExperts(const std::shared_ptr<QueryState>& state, const std::vector<std::string>& services,
@@ -125,11 +209,16 @@ void Router::DispatchExperts(const std::shared_ptr<QueryState>& state, const std
     if (state->query.params) request.params = std::make_unique<wire::GenerationParamsT>(*state->query.params);
     request.stream = stream_through;
     request.deadline_unix_ms = UnixMillis(state->wall_deadline);
-    if (state->generating) request.context = CloneAll(state->context);
+    if (state->plan == "ralm" && !state->generating) request.top_k_passages = state->ralm_k;
+    // The passages are already in the filled ralm.template; `context` stays
+    // empty, or generators that render context themselves (mamba) would
+    // include them twice. The result cites them.
+    if (state->generating) SetQuestion(request, state->generator_prompt);
 
     const size_t index = state->traces.size();
     wire::ExpertTraceT trace;
     trace.service = service;
+    if (state->generating) trace.prompt = state->generator_prompt;
     for (const auto& score : state->decision.scores) {
       if (score.service == service) trace.gate_probability = score.probability;
     }
@@ -148,6 +237,7 @@ void Router::DispatchExperts(const std::shared_ptr<QueryState>& state, const std
     callbacks.on_reply = [this, state, index](wire::ExpertReplyT reply, const DispatchOutcome& outcome) {
       OnExpertReply(state, index, std::move(reply), outcome);
     };
+    ++outstanding_[service];
     broker_.Dispatch(service, std::move(request), state->deadline, std::move(callbacks));
   }
   OnExpertReply(state, SIZE_MAX, {}, {});  // releases the dispatching count
@@ -157,6 +247,7 @@ void Router::OnExpertReply(const std::shared_ptr<QueryState>& state, size_t inde
                            const DispatchOutcome& outcome) {
   if (index != SIZE_MAX) {
     wire::ExpertTraceT& trace = state->traces[index];
+    --outstanding_[trace.service];
     trace.worker = outcome.worker;
     trace.status = reply.status;
     trace.error = reply.error;
@@ -177,15 +268,34 @@ void Router::OnExpertReply(const std::shared_ptr<QueryState>& state, size_t inde
 }
 
 void Router::StartGeneration(const std::shared_ptr<QueryState>& state) {
-  std::vector<const wire::PassageT*> passages;
-  int k = 1;
-  for (size_t i = 0; i < state->replies.size(); ++i) {
-    for (const auto& passage : state->replies[i].passages) passages.push_back(passage.get());
-    k = std::max(k, config_.FindExpert(state->traces[i].service)->top_k);
+  std::vector<const PassageList*> lists;
+  size_t retrieved = 0, failed = 0;
+  for (const wire::ExpertReplyT& reply : state->replies) {
+    if (reply.status != wire::StatusCode::OK) {
+      ++failed;
+      continue;
+    }
+    lists.push_back(&reply.passages);
+    retrieved += reply.passages.size();
   }
-  std::stable_sort(passages.begin(), passages.end(), [](auto* a, auto* b) { return a->score > b->score; });
-  if (passages.size() > static_cast<size_t>(k)) passages.resize(static_cast<size_t>(k));
+  std::vector<const wire::PassageT*> passages = RankPassages(lists, static_cast<size_t>(state->ralm_k));
+  const size_t ranked = passages.size();
+  const config::ExpertConfig& generator = *config_.FindExpert(state->generator);
+  const int max_tokens = state->query.params ? state->query.params->max_tokens : wire::GenerationParamsT().max_tokens;
+  const size_t budget = RalmBudget(config_, generator, max_tokens);
+  const Counter& counter = token_counters_.at(state->generator);
+  RalmPrompt prompt = BuildRalmPrompt(config_.ralm.prompt_template, GateText(state->query), passages, budget, counter.count);
   for (const wire::PassageT* passage : passages) state->context.push_back(std::make_unique<wire::PassageT>(*passage));
+  state->generator_prompt = std::move(prompt.text);
+  state->plan_reason += "; k " + std::to_string(state->ralm_k) + ": " + std::to_string(retrieved) + " passages retrieved" +
+                        (failed ? " (" + std::to_string(failed) + " retrievers failed)" : "") + ", best " +
+                        std::to_string(ranked) + " ranked, " + std::to_string(prompt.passages) + " kept";
+  if (budget > 0) {
+    state->plan_reason += ", " + std::to_string(prompt.dropped) + " dropped for the budget of " + std::to_string(budget) +
+                          " tokens";
+  }
+  state->plan_reason += "; prompt " + std::to_string(prompt.tokens) + " tokens by " + counter.how;
+  if (prompt.over_budget) state->plan_reason += " (over budget even without passages)";
   state->generating = true;
   DispatchExperts(state, {state->generator}, /*answering=*/true);
 }
@@ -234,6 +344,7 @@ void Router::Complete(const std::shared_ptr<QueryState>& state) {
   trace->gate_reason = state->decision.reason;
   trace->chosen = state->decision.chosen;
   trace->plan = state->plan;
+  trace->plan_reason = state->plan_reason;
   trace->aggregation = config_.aggregation;
   for (const auto& expert_trace : state->traces) trace->experts.push_back(std::make_unique<wire::ExpertTraceT>(expert_trace));
   trace->total_ms = static_cast<float>(MillisSince(state->start));

@@ -2,17 +2,25 @@
 //
 // Router is the query pipeline behind every front end: gate (gate.h) ->
 // plan -> broker (broker.h) -> aggregate. Plans: `direct` (the chosen experts
-// answer in parallel) and `ralm` (rag experts retrieve in parallel, then the
-// generator answers with their passages as context). Aggregation: top1 (the
-// best-ranked expert that answered), weighted (gate probability x expert
-// confidence), concat (all answers, with citations), ralm (the generator's
-// answer, citing the passages). Every decision is recorded in the trace.
+// answer in parallel: one, or a fan-out when gate.top_k > 1) and `ralm`
+// (aggregation: ralm; the chosen rag experts, or every rag expert when the
+// gate chose none, retrieve in parallel; their best ralm.k passages fill
+// ralm.template within the generator's token budget (gate_ralm.h) and the
+// generator answers). Aggregation: top1 (the best-ranked expert that
+// answered), weighted (gate probability x expert confidence), concat (all
+// answers, each tagged with its service, with all citations), ralm (the
+// generator's answer, citing the passages). Every decision is recorded in the
+// trace. The constructor throws std::runtime_error for a bad gate file.
 #pragma once
+
+#include <map>
+#include <string>
 
 #include "config/config.h"
 #include "router/broker.h"
 #include "router/event_loop.h"
 #include "router/gate.h"
+#include "router/gate_ralm.h"
 #include "router/metrics.h"
 #include "router/query_service.h"
 
@@ -35,6 +43,8 @@ class Router : public QueryService {
                        bool answering);
   void OnExpertReply(const std::shared_ptr<QueryState>& state, size_t trace_index, wire::ExpertReplyT reply,
                      const DispatchOutcome& outcome);
+  void PlanQuery(const std::shared_ptr<QueryState>& state);
+  std::vector<ServiceInfo> LiveLoad() const;
   void StartGeneration(const std::shared_ptr<QueryState>& state);
   void Complete(const std::shared_ptr<QueryState>& state);
 
@@ -43,6 +53,14 @@ class Router : public QueryService {
   Broker& broker_;
   Metrics& metrics_;
   Gate gate_;
+  struct Counter {
+    TokenCounter count;
+    std::string how;
+  };
+  std::map<std::string, Counter> token_counters_;  // per generator service, for the ralm budget
+  // Requests dispatched and not yet answered, per service (loop thread only):
+  // exact at every query, where the broker's snapshot lags by a heartbeat.
+  std::map<std::string, int> outstanding_;
 };
 
 // thalamus-router's main: loads the config, binds the HTTP, ZeroMQ front-end

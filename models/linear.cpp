@@ -3,6 +3,11 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <dlfcn.h>
+
+#include <mutex>
+#include <vector>
+
 namespace thalamus::models {
 namespace {
 
@@ -71,15 +76,55 @@ void SmallBatchGemv(const float* weight, int64_t out, int64_t in, const float* x
   }
 }
 
+namespace {
+
+// OpenBLAS (what LibTorch's CPU GEMM calls here) runs its own pthreads pool,
+// whose busy workers and the OpenMP pool's spinning ones fight over the cores:
+// on the benchmark machine a 128-token prefill took ten times longer that way.
+// So OpenBLAS gets one thread and big products are split over the OpenMP pool.
+void UseOneBlasThread() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    using SetThreads = void (*)(int);
+    if (auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(1);
+  });
+}
+
+std::vector<int64_t> OutputShape(const torch::Tensor& x, const torch::Tensor& weight) {
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = weight.size(0);
+  return shape;
+}
+
+// y = x W^T for many rows: each thread multiplies its own block of rows.
+torch::Tensor SplitRowsLinear(const torch::Tensor& x, const torch::Tensor& weight, int64_t rows) {
+  UseOneBlasThread();
+  torch::Tensor flat = x.reshape({rows, x.size(-1)}).contiguous();
+  torch::Tensor y = torch::empty({rows, weight.size(0)}, x.options());
+  const int64_t threads = at::get_num_threads();
+  at::parallel_for(0, rows, (rows + threads - 1) / threads, [&](int64_t begin, int64_t end) {
+    torch::Tensor block = y.narrow(0, begin, end - begin);
+    at::mm_out(block, flat.narrow(0, begin, end - begin), weight.t());
+  });
+  return y.view(OutputShape(x, weight));
+}
+
+torch::Tensor SmallRowsLinear(const torch::Tensor& x, const torch::Tensor& weight, int64_t rows) {
+  torch::Tensor flat = x.reshape({rows, x.size(-1)}).contiguous();
+  torch::Tensor y = torch::empty({rows, weight.size(0)}, x.options());
+  SmallBatchGemv(weight.data_ptr<float>(), weight.size(0), weight.size(1), flat.data_ptr<float>(), rows, y.data_ptr<float>());
+  return y.view(OutputShape(x, weight));
+}
+
+}  // namespace
+
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  const bool small = x.dim() == 2 && x.size(0) <= kMaxSmallBatch && x.scalar_type() == torch::kFloat32 &&
-                     weight.scalar_type() == torch::kFloat32 && x.device().is_cpu() && weight.is_contiguous();
-  if (!small) return at::linear(x, weight, bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt);
-  torch::Tensor rows = x.contiguous();
-  torch::Tensor y = torch::empty({x.size(0), weight.size(0)}, x.options());
-  SmallBatchGemv(weight.data_ptr<float>(), weight.size(0), weight.size(1), rows.data_ptr<float>(), rows.size(0), y.data_ptr<float>());
-  if (bias.defined()) y.add_(bias);
-  return y;
+  const bool cpu = x.device().is_cpu() && weight.device().is_cpu() && x.scalar_type() == weight.scalar_type();
+  const int64_t rows = x.dim() >= 1 && x.size(-1) > 0 ? x.numel() / x.size(-1) : 0;
+  if (!cpu || rows == 0) return at::linear(x, weight, bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt);
+  const bool small = rows <= kMaxSmallBatch && x.scalar_type() == torch::kFloat32 && weight.is_contiguous();
+  torch::Tensor y = small ? SmallRowsLinear(x, weight, rows) : SplitRowsLinear(x, weight, rows);
+  return bias.defined() ? y.add_(bias) : y;
 }
 
 }  // namespace thalamus::models

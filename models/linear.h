@@ -7,7 +7,8 @@
 // with the OpenMP pool the kernels run on (its idle workers spin). So fp32 CPU
 // inputs of 1..8 rows go through SmallBatchGemv, one pass over the weights on
 // the ATen/OpenMP pool (hand-written: no library here does this shape well);
-// everything else (prefill, bf16) through at::linear.
+// larger CPU products (prefill) are split by rows over the same pool, with
+// OpenBLAS set to one thread (see linear.cpp); other devices use at::linear.
 #pragma once
 
 #include <torch/types.h>

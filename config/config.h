@@ -96,7 +96,16 @@ struct ExpertConfig {
   std::string domain;
   std::string index;                    // index directory written by `thalamus ingest`
   int top_k = 4;
-  std::string embedder = "hashing";
+  std::string embedder = "hashing";     // hashing | hashing:DIM | bert:DIR | DIR (sentence-transformers checkpoint)
+  std::string index_type = "flat";      // flat | ivf | hnsw (changing it rebuilds the index on the next ingest)
+  int chunk_size = 1000;                // per chunk, in chunk_unit
+  int chunk_overlap = 200;              // shared with the previous chunk; < chunk_size
+  std::string chunk_unit = "chars";     // chars | tokens
+  std::vector<std::string> sources;     // files/directories ingested when the index is empty (relative: to this file's directory)
+  std::vector<std::string> include;     // glob patterns for files found in source directories ("*.md"); empty: all text files
+  std::vector<std::string> exclude;     // glob patterns skipped
+  int nprobe = 0;                       // ivf lists searched; 0: auto (nlist/8, at least 8)
+  int ef_search = 0;                    // hnsw candidate list; 0: auto (64)
 
   // Where the block starts, for messages about it.
   std::string file;

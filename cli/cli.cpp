@@ -17,6 +17,7 @@ constexpr Command kCommands[] = {
     {"tokenize", "text to ids or back: thalamus tokenize --tokenizer FILE --text TEXT | --decode IDS", RunTokenize},
     {"generate", "continue a prompt: thalamus generate --model DIR --prompt TEXT --max-tokens N", RunGenerate},
     {"logits", "logits of every position: thalamus logits --model DIR --ids 1,2,3", RunLogits},
+    {"ingest", "index files for a rag domain: thalamus ingest --domain NAME --index DIR FILES_OR_DIRS...", RunIngest},
 };
 
 void PrintUsage() {

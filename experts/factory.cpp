@@ -3,6 +3,7 @@
 #include "experts/echo_expert.h"
 #include "experts/expert.h"
 #include "experts/mamba_expert.h"
+#include "experts/rag_expert.h"
 #include "experts/transformer_expert.h"
 
 namespace thalamus::experts {
@@ -13,6 +14,7 @@ std::unique_ptr<Expert> MakeExpert(const config::ExpertConfig& expert_config) {
   if (kind == "echo") return MakeEchoExpert(expert_config);
   if (kind == "mamba") return MakeMambaExpert(expert_config);
   if (kind == "transformer") return MakeTransformerExpert(expert_config);
+  if (kind == "rag") return MakeRagExpert(expert_config);
   throw std::runtime_error("expert '" + expert_config.name + "': kind '" + kind + "' is not available in this build");
 }
 

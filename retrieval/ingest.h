@@ -44,7 +44,8 @@ struct IngestOptions {
   // name. Empty include: every text file. Files named directly are always read.
   std::vector<std::string> include;
   std::vector<std::string> exclude;
-  // Sources are cited relative to this directory (default: the current one).
+  // Sources are cited relative to this directory (default: the current one);
+  // files outside it relative to the folder of the path given ("../docs": "docs/a.md").
   std::string base_dir;
   uint64_t max_file_bytes = 16u << 20;
   size_t batch_size = 0;  // chunks per embedding call; 0: the embedder's preference

@@ -24,10 +24,14 @@ bool Matches(const std::vector<std::string>& patterns, const std::string& relati
   return false;
 }
 
-std::string Display(const fs::path& file, const fs::path& base) {
-  const fs::path relative = file.lexically_relative(base);
-  if (relative.empty() || *relative.begin() == "..") return file.string();
-  return relative.generic_string();
+// Relative to the base directory when inside it, else relative to the folder
+// holding the path that was given ("../docs" cites "docs/a.md").
+std::string Display(const fs::path& file, const fs::path& base, const fs::path& given) {
+  for (const fs::path& from : {base, given.parent_path()}) {
+    const fs::path relative = file.lexically_relative(from);
+    if (!relative.empty() && *relative.begin() != "..") return relative.generic_string();
+  }
+  return file.string();
 }
 
 bool IsJsonl(const std::string& key) {
@@ -54,7 +58,7 @@ void Walk(const fs::path& root, const std::vector<std::string>& include, const s
     if (Matches(exclude, relative, name)) continue;
     const fs::path canonical = fs::weakly_canonical(it->path(), error);
     if (error) continue;
-    found.push_back({canonical.string(), Display(canonical, base)});
+    found.push_back({canonical.string(), Display(canonical, base, root)});
   }
 }
 
@@ -89,7 +93,7 @@ FoundFiles Find(const std::vector<std::string>& paths, const std::vector<std::st
       Walk(canonical, include, exclude, base, result.files);
       result.directories.push_back(canonical.string());
     } else if (fs::is_regular_file(status)) {
-      result.files.push_back({canonical.string(), Display(canonical, base)});
+      result.files.push_back({canonical.string(), Display(canonical, base, canonical)});
     } else {
       throw std::runtime_error("not a regular file or directory: " + path);
     }

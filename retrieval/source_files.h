@@ -10,7 +10,8 @@ namespace thalamus::retrieval::source_files {
 
 struct FoundFile {
   std::string key;      // canonical absolute path: identifies the file across ingests
-  std::string display;  // what citations show: relative to the base directory when inside it
+  std::string display;  // what citations show: relative to the base directory when inside it, else
+                        // to the folder of the path given
 };
 
 struct FoundFiles {

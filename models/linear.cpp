@@ -31,9 +31,11 @@ __attribute__((target_clones("avx512f", "avx2,fma", "default"))) void GemvRows(
     const float* w = weight + row * in;
     Vec16 acc[B][kUnroll] = {};
     for (int64_t k = 0; k < main_end; k += kStep) {
+#pragma GCC unroll 4
       for (int u = 0; u < kUnroll; ++u) {
         Vec16 wk;
         __builtin_memcpy(&wk, w + k + 16 * u, sizeof(wk));
+#pragma GCC unroll 8
         for (int b = 0; b < B; ++b) {
           Vec16 xk;
           __builtin_memcpy(&xk, x + b * in + k + 16 * u, sizeof(xk));

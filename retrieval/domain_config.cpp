@@ -68,7 +68,8 @@ DomainSetup SetupFromConfig(const config::ExpertConfig& expert) {
     fs::path resolved = Resolve(base, source);
     std::error_code error;
 #ifdef THALAMUS_SOURCE_DIR
-    if (!from_file && !fs::exists(resolved, error) && fs::path(source).is_relative()) {
+    // The embedded default's sources are this repository's files.
+    if (!from_file && fs::path(source).is_relative()) {
       const fs::path in_tree = Resolve(THALAMUS_SOURCE_DIR, source);
       if (fs::exists(in_tree, error)) {
         resolved = in_tree;

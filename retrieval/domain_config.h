@@ -4,9 +4,9 @@
 //
 // Relative paths are resolved against the directory of the config file the
 // block came from. For the embedded default config (no file) they resolve
-// against the current directory; a source missing there is looked up in the
-// source tree this binary was built from, so the shipped domains (this
-// repository's docs and code) build wherever the router is started.
+// against the current directory, except sources that exist in the source
+// tree this binary was built from: the shipped domains are this repository's
+// docs and code, wherever the router is started.
 // Errors: std::runtime_error naming the expert and the bad value.
 #pragma once
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include <omp.h>
+
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVFFlat.h>
@@ -23,7 +25,20 @@ std::runtime_error FaissError(const std::string& what, const faiss::FaissExcepti
 }
 
 faiss::IndexIVFFlat* AsIvf(faiss::Index* index) { return dynamic_cast<faiss::IndexIVFFlat*>(index); }
-const faiss::IndexHNSWFlat* AsHnsw(const faiss::Index* index) { return dynamic_cast<const faiss::IndexHNSWFlat*>(index); }
+faiss::IndexHNSWFlat* AsHnsw(faiss::Index* index) { return dynamic_cast<faiss::IndexHNSWFlat*>(index); }
+
+// One query gains nothing from FAISS's OpenMP regions, and on a busy machine
+// each region's barrier can wait a whole scheduler slice for a descheduled
+// worker. The OpenMP thread count is per calling thread, so this is safe
+// with concurrent searches.
+class SingleThreadedRegion {
+ public:
+  SingleThreadedRegion() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
+  ~SingleThreadedRegion() { omp_set_num_threads(saved_); }
+
+ private:
+  int saved_;
+};
 
 // Sequential labels so a hit names its row, also after IVF removals.
 void AddRows(faiss::Index& index, const float* vectors, size_t begin, size_t end) {
@@ -95,6 +110,7 @@ void VectorIndex::Rebuild(const float* vectors, size_t n) {
       }
     }
     AddRows(*index_, vectors, 0, n);
+    ApplyEfSearch();
   } catch (const faiss::FaissException& e) {
     throw FaissError(std::string("building the ") + IndexTypeName(options_.type) + " index", e);
   }
@@ -136,6 +152,17 @@ size_t VectorIndex::effective_nprobe() const {
   return std::min(wanted, lists);
 }
 
+void VectorIndex::ApplyEfSearch() {
+  // FAISS searches with max(efSearch, k) candidates.
+  if (faiss::IndexHNSWFlat* hnsw = AsHnsw(index_.get())) hnsw->hnsw.efSearch = static_cast<int>(effective_ef_search(0));
+}
+
+void VectorIndex::SetSearchOptions(size_t nprobe, size_t ef_search) {
+  options_.nprobe = nprobe;
+  options_.ef_search = ef_search;
+  ApplyEfSearch();
+}
+
 size_t VectorIndex::effective_ef_search(size_t k) const {
   const size_t wanted = options_.ef_search > 0 ? options_.ef_search : 64;
   return std::max(wanted, k);
@@ -147,16 +174,15 @@ std::vector<SearchHit> VectorIndex::Search(const float* query, size_t k) const {
   if (k == 0) return {};
   std::vector<float> scores(k);
   std::vector<faiss::Index::idx_t> labels(k);
+  // FAISS 1.7.3 ignores SearchParametersHNSW (efSearch is the index's own,
+  // set by ApplyEfSearch) but honours SearchParametersIVF.
   faiss::SearchParametersIVF ivf_params;
-  faiss::SearchParametersHNSW hnsw_params;
   const faiss::SearchParameters* params = nullptr;
   if (AsIvf(index_.get())) {
     ivf_params.nprobe = effective_nprobe();
     params = &ivf_params;
-  } else if (AsHnsw(index_.get())) {
-    hnsw_params.efSearch = static_cast<int>(effective_ef_search(k));
-    params = &hnsw_params;
   }
+  SingleThreadedRegion single_threaded;
   try {
     index_->search(1, query, static_cast<faiss::Index::idx_t>(k), scores.data(), labels.data(), params);
   } catch (const faiss::FaissException& e) {
@@ -195,6 +221,7 @@ std::unique_ptr<VectorIndex> VectorIndex::Load(const std::string& path, size_t d
   }
   auto index = std::make_unique<VectorIndex>(dim, options);
   index->index_ = std::move(loaded);
+  index->ApplyEfSearch();
   return index;
 }
 

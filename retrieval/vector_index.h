@@ -62,6 +62,8 @@ class VectorIndex {
 
   size_t size() const;
   size_t dim() const { return dim_; }
+  // Changes nprobe / ef_search (0: auto). Not thread-safe against Search.
+  void SetSearchOptions(size_t nprobe, size_t ef_search);
   const IndexOptions& options() const { return options_; }
   // IVF lists in use (0 for other types or while empty).
   size_t nlist() const;
@@ -79,6 +81,7 @@ class VectorIndex {
 
  private:
   void Rebuild(const float* vectors, size_t n);
+  void ApplyEfSearch();
 
   size_t dim_;
   IndexOptions options_;

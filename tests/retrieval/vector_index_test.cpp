@@ -114,6 +114,38 @@ TEST(VectorIndex, IvfChoosesAndRetrainsItsLists) {
   EXPECT_EQ(index.effective_nprobe(), 25u);
 }
 
+double RecallAt10(const VectorIndex& index, const VectorIndex& exact, const std::vector<float>& queries, size_t count) {
+  size_t found = 0;
+  for (size_t q = 0; q < count; ++q) {
+    std::vector<size_t> truth;
+    for (const SearchHit& hit : exact.Search(&queries[q * kDim], 10)) truth.push_back(hit.row);
+    for (const SearchHit& hit : index.Search(&queries[q * kDim], 10)) found += std::count(truth.begin(), truth.end(), hit.row);
+  }
+  return double(found) / double(count * 10);
+}
+
+// The search-time knobs must reach FAISS (1.7.3 silently ignores per-call
+// HNSW parameters): more effort, better recall.
+TEST(VectorIndex, SearchKnobsTradeSpeedForRecall) {
+  const std::vector<float> data = RandomUnitVectors(20000, 6);
+  const std::vector<float> queries = RandomUnitVectors(100, 7);
+  VectorIndex exact(kDim, IndexOptions{});
+  exact.Update(data.data(), 20000, 0);
+  for (IndexType type : {IndexType::kIvf, IndexType::kHnsw}) {
+    IndexOptions options;
+    options.type = type;
+    options.ef_construction = 40;
+    VectorIndex index(kDim, options);
+    index.Update(data.data(), 20000, 0);
+    index.SetSearchOptions(1, 10);
+    const double low = RecallAt10(index, exact, queries, 100);
+    index.SetSearchOptions(index.nlist(), 400);
+    const double high = RecallAt10(index, exact, queries, 100);
+    EXPECT_GT(high, low + 0.05) << IndexTypeName(type);
+    EXPECT_GT(high, 0.95) << IndexTypeName(type);
+  }
+}
+
 TEST(VectorIndex, ParsesTypeNames) {
   EXPECT_EQ(ParseIndexType("hnsw"), IndexType::kHnsw);
   EXPECT_THROW(ParseIndexType("lsh"), std::invalid_argument);

@@ -5,9 +5,10 @@
 //   proxy     client DEALER -> zmq::proxy (ROUTER/DEALER) -> REP echo worker -> back
 //   zmq       client DEALER -> thalamus-router ZeroMQ front end -> echo expert -> back
 //   http      keep-alive POST /v1/chat/completions -> thalamus-router -> echo expert -> back
-// For each concurrency the three run back to back, so that whatever else the
-// machine is doing touches all three alike. Prints one row per mode and
-// concurrency; exits 1 when any request failed or a server did not start.
+// For each concurrency the three run back to back, --rounds times over, and
+// each row pools its rounds, so that whatever else the machine is doing
+// touches all three alike. Prints one row per mode and concurrency; exits 1
+// when any request failed or a server did not start.
 //
 // A plain program rather than Google Benchmark: every row is a whole
 // closed-loop run compared with the baseline row of the same concurrency,
@@ -30,12 +31,29 @@
 namespace thalamus::bench {
 namespace {
 
+// One mode at one concurrency, pooled over every round.
 struct Row {
   std::string mode;
   int concurrency;
   LoadResult result;
-  double server_cpu_us = 0;  // CPU the server processes spent per good answer
-  double client_cpu_us = 0;  // CPU this process (the load generator) spent per good answer
+  double server_cpu_seconds = 0;  // the server processes, warm-up and drain included
+  double client_cpu_seconds = 0;  // this process, the load generator
+
+  double PerAnswerUs(double seconds) const {
+    return result.answered > 0 ? seconds * 1e6 / static_cast<double>(result.answered) : 0;
+  }
+  // Pools one more round: latencies, counts and time add up.
+  void Add(LoadResult round, double server_cpu, double client_cpu) {
+    result.completed += round.completed;
+    result.answered += round.answered;
+    if (result.failures == 0) result.first_error = round.first_error;
+    result.failures += round.failures;
+    result.window_seconds += round.window_seconds;
+    result.latencies_us.insert(result.latencies_us.end(), round.latencies_us.begin(), round.latencies_us.end());
+    std::sort(result.latencies_us.begin(), result.latencies_us.end());
+    server_cpu_seconds += server_cpu;
+    client_cpu_seconds += client_cpu;
+  }
 };
 
 double OwnCpuSeconds() {
@@ -118,12 +136,13 @@ void PrintTable(const std::vector<Row>& rows) {
     std::printf("| %-5s | %4d | %7.0f | %7.1f | %7.1f | %12s | %14s | %17.1f | %17.1f | %8llu |\n", row.mode.c_str(),
                 row.concurrency, row.result.RequestsPerSecond(), p50, row.result.PercentileUs(0.99),
                 Ratio(p50, proxy_p50).c_str(), Ratio(row.result.RequestsPerSecond(), proxy_rps).c_str(),
-                row.server_cpu_us, row.client_cpu_us, static_cast<unsigned long long>(row.result.failures));
+                row.PerAnswerUs(row.server_cpu_seconds), row.PerAnswerUs(row.client_cpu_seconds),
+                static_cast<unsigned long long>(row.result.failures));
   }
 }
 
 int Run(const LoadOptions& base, const std::vector<int>& concurrencies, const std::vector<std::string>& modes,
-        const RouterOptions& router_options, bool with_trace) {
+        int rounds, const RouterOptions& router_options, bool with_trace) {
   // First, while this process has no thread and no ZeroMQ context yet.
   ProxyBaseline proxy = StartProxyBaseline(/*workers=*/router_options.replicas);
   RouterUnderTest router(router_options);
@@ -133,30 +152,34 @@ int Run(const LoadOptions& base, const std::vector<int>& concurrencies, const st
               router_options.binary.c_str());
   std::printf(" (front end %s, http port %d)\nconfig:\n%s", router.frontend().c_str(), router.http_port(),
               router.config_yaml().c_str());
-  std::printf("window %.1f s after %.1f s warm-up, %zu-byte prompts, zmq with_trace=%s\n", base.seconds,
-              base.warmup_seconds, base.payload_bytes, with_trace ? "true" : "false");
+  std::printf("%d round(s) of a %.1f s window after %.1f s warm-up per mode, modes interleaved, pooled; "
+              "%zu-byte prompts, zmq with_trace=%s\n",
+              rounds, base.seconds, base.warmup_seconds, base.payload_bytes, with_trace ? "true" : "false");
   std::fflush(stdout);
 
   std::vector<Row> rows;
   for (int concurrency : concurrencies) {
     LoadOptions options = base;
     options.concurrency = concurrency;
-    for (const std::string& mode : modes) {
-      const pid_t server = mode == "proxy" ? proxy.process.pid() : router.pid();
-      const double cpu_before = TreeCpuSeconds(server);
-      const double own_before = OwnCpuSeconds();
-      Row row{mode, concurrency, {}};
-      if (mode == "proxy") row.result = RunZmqLoad(proxy.frontend, ZmqProtocol::kRawEcho, false, options);
-      if (mode == "zmq") row.result = RunZmqLoad(router.frontend(), ZmqProtocol::kThalamusQuery, with_trace, options);
-      if (mode == "http") row.result = RunHttpLoad(router.http_port(), options);
-      if (row.result.answered > 0) {
-        row.server_cpu_us = (TreeCpuSeconds(server) - cpu_before) * 1e6 / static_cast<double>(row.result.answered);
-        row.client_cpu_us = (OwnCpuSeconds() - own_before) * 1e6 / static_cast<double>(row.result.answered);
+    const size_t first = rows.size();
+    for (const std::string& mode : modes) rows.push_back(Row{mode, concurrency, {}});
+    // Rounds interleave the modes, so a burst of other work on the machine
+    // lands on all of them rather than on one.
+    for (int round = 0; round < rounds; ++round) {
+      for (size_t m = 0; m < modes.size(); ++m) {
+        const std::string& mode = modes[m];
+        const pid_t server = mode == "proxy" ? proxy.process.pid() : router.pid();
+        const double server_before = TreeCpuSeconds(server);
+        const double client_before = OwnCpuSeconds();
+        LoadResult result;
+        if (mode == "proxy") result = RunZmqLoad(proxy.frontend, ZmqProtocol::kRawEcho, false, options);
+        if (mode == "zmq") result = RunZmqLoad(router.frontend(), ZmqProtocol::kThalamusQuery, with_trace, options);
+        if (mode == "http") result = RunHttpLoad(router.http_port(), options);
+        std::fprintf(stderr, "round %d %s c=%d: %.0f req/s, p50 %.1f us, p99 %.1f us, %llu failures\n", round + 1,
+                     mode.c_str(), concurrency, result.RequestsPerSecond(), result.PercentileUs(0.5),
+                     result.PercentileUs(0.99), static_cast<unsigned long long>(result.failures));
+        rows[first + m].Add(std::move(result), TreeCpuSeconds(server) - server_before, OwnCpuSeconds() - client_before);
       }
-      std::fprintf(stderr, "%s c=%d: %.0f req/s, p50 %.1f us, p99 %.1f us, %.1f server CPU us/req, %llu failures\n",
-                   mode.c_str(), concurrency, row.result.RequestsPerSecond(), row.result.PercentileUs(0.5),
-                   row.result.PercentileUs(0.99), row.server_cpu_us, static_cast<unsigned long long>(row.result.failures));
-      rows.push_back(std::move(row));
     }
   }
   PrintTable(rows);
@@ -182,6 +205,7 @@ int main(int argc, char** argv) {
   RouterOptions router;
   std::string concurrency_list;
   std::string mode_list;
+  int rounds = 1;
   bool with_trace = true;
   po::options_description options(
       "bench_router_overhead: thalamus-router (ZeroMQ and HTTP front ends, echo experts) against a plain ZeroMQ "
@@ -191,6 +215,7 @@ int main(int argc, char** argv) {
       ("warmup", po::value(&load.warmup_seconds)->default_value(1.0), "unmeasured seconds before each window")
       ("concurrency", po::value(&concurrency_list)->default_value("1,8,32"), "comma-separated client counts")
       ("modes", po::value(&mode_list)->default_value("proxy,zmq,http"), "which of proxy, zmq, http to run")
+      ("rounds", po::value(&rounds)->default_value(1), "repeat each mode this often, interleaved, and pool the samples")
       ("payload-bytes", po::value(&load.payload_bytes)->default_value(64), "prompt length in every mode")
       ("replicas", po::value(&router.replicas)->default_value(2), "echo experts (and proxy REP workers)")
       ("expert-concurrency", po::value(&router.concurrency)->default_value(2), "requests each echo expert works on at once")
@@ -210,6 +235,7 @@ int main(int argc, char** argv) {
     concurrencies = ParseConcurrency(concurrency_list);
     modes = ParseModes(mode_list);
     if (!(load.seconds > 0) || !(load.warmup_seconds >= 0)) throw std::invalid_argument("--seconds must be > 0, --warmup >= 0");
+    if (rounds < 1) throw std::invalid_argument("--rounds must be >= 1");
     if (load.payload_bytes < kMinPayloadBytes || load.payload_bytes > (1 << 20)) {
       throw std::invalid_argument("--payload-bytes must be in [" + std::to_string(kMinPayloadBytes) + ", 1048576]");
     }
@@ -226,7 +252,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    return Run(load, concurrencies, modes, router, with_trace);
+    return Run(load, concurrencies, modes, rounds, router, with_trace);
   } catch (const std::exception& e) {
     std::cerr << "bench_router_overhead: " << e.what() << "\n";
     return 1;

@@ -34,6 +34,7 @@ class EchoExpert : public Expert {
       : prefix_(c.prefix), delay_(c.delay_ms), failure_rate_(c.failure_rate), rng_(std::random_device{}()) {}
 
   std::string Model() const override { return "echo"; }
+  bool ServesInline() const override { return delay_.count() == 0; }
 
   wire::ExpertReplyT Serve(Job& job) override {
     wire::ExpertReplyT reply;

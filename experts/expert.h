@@ -39,6 +39,9 @@ class Expert {
   virtual wire::ExpertReplyT Serve(Job& job) = 0;
   // What /v1/models shows, e.g. the checkpoint name.
   virtual std::string Model() const = 0;
+  // True when Serve answers at once and never blocks (echo without a delay):
+  // the runtime then serves on its socket thread, saving two thread hand-offs.
+  virtual bool ServesInline() const { return false; }
 };
 
 // Builds the expert that `expert_config.kind` names. Throws std::runtime_error

@@ -3,10 +3,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -30,7 +32,10 @@ std::string Hostname() {
 class Worker::Impl {
  public:
   Impl(WorkerOptions options, std::unique_ptr<Expert> expert)
-      : options_(std::move(options)), expert_(std::move(expert)), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+      : options_(std::move(options)),
+        expert_(std::move(expert)),
+        inline_(expert_->ServesInline()),
+        wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
     if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
   }
   ~Impl() { close(wake_fd_); }
@@ -55,16 +60,14 @@ class Worker::Impl {
   }
 
   void ComputeLoop();
+  wire::ExpertReplyT ServeOne(ServedJob& job);
   bool Session(zmq::socket_t& socket, const std::atomic<bool>& stop);
   void HandleFrame(zmq::socket_t& socket, const zmq::message_t& frame, bool& disconnect);
   void Accept(zmq::socket_t& socket, wire::ExpertRequestT request);
   void Send(zmq::socket_t& socket, const std::string& bytes);
   void FlushOutbox(zmq::socket_t& socket);
   void SendReady(zmq::socket_t& socket);
-  void Release(uint64_t request_id) {
-    std::lock_guard lock(jobs_mutex_);
-    jobs_.erase(request_id);
-  }
+  void Release(uint64_t request_id);
   size_t InFlight() {
     std::lock_guard lock(jobs_mutex_);
     return jobs_.size();
@@ -72,6 +75,7 @@ class Worker::Impl {
 
   WorkerOptions options_;
   std::unique_ptr<Expert> expert_;
+  const bool inline_;
   zmq::context_t context_{1};
   int wake_fd_;
 
@@ -82,6 +86,7 @@ class Worker::Impl {
   std::condition_variable jobs_ready_;
   std::deque<std::shared_ptr<ServedJob>> waiting_;
   std::unordered_map<uint64_t, std::shared_ptr<ServedJob>> jobs_;  // waiting and running, by request id
+  size_t cancelled_jobs_ = 0;  // entries of jobs_ that were cancelled but still hold a thread
   bool stopping_ = false;
 };
 
@@ -90,7 +95,8 @@ class Worker::Impl::ServedJob : public Job {
   ServedJob(Impl& owner, wire::ExpertRequestT request) : owner_(owner), request_(std::move(request)) {}
   const wire::ExpertRequestT& request() const override { return request_; }
   bool cancelled() const override { return cancelled_.load(std::memory_order_relaxed); }
-  void Cancel() { cancelled_ = true; }
+  // True the first time only.
+  bool Cancel() { return !cancelled_.exchange(true); }
   void EmitText(std::string_view text) override {
     if (!request_.stream || text.empty() || cancelled()) return;
     wire::PartialT partial;
@@ -107,6 +113,14 @@ class Worker::Impl::ServedJob : public Job {
   std::atomic<uint32_t> next_seq_{0};
 };
 
+void Worker::Impl::Release(uint64_t request_id) {
+  std::lock_guard lock(jobs_mutex_);
+  auto it = jobs_.find(request_id);
+  if (it == jobs_.end()) return;
+  if (it->second->cancelled()) --cancelled_jobs_;
+  jobs_.erase(it);
+}
+
 void Worker::Impl::ComputeLoop() {
   for (;;) {
     std::shared_ptr<ServedJob> job;
@@ -118,29 +132,34 @@ void Worker::Impl::ComputeLoop() {
       waiting_.pop_front();
     }
     const uint64_t id = job->request().request_id;
-    if (!job->cancelled()) {
-      wire::ExpertReplyT reply;
-      const auto start = Clock::now();
-      try {
-        reply = expert_->Serve(*job);
-      } catch (const std::exception& e) {
-        reply = wire::ExpertReplyT();
-        reply.status = wire::StatusCode::INTERNAL;
-        reply.error = std::string("expert threw: ") + e.what();
-      }
-      reply.request_id = id;
-      reply.compute_ms = std::chrono::duration<float, std::milli>(Clock::now() - start).count();
-      if (reply.status != wire::StatusCode::OK && reply.finish_reason.empty()) reply.finish_reason = "error";
-      // Leave the queue before answering: the broker sends the next request
-      // as soon as it has the answer, and that one must find the slot free.
+    if (job->cancelled()) {
       Release(id);
-      // A cancelled request's answer is no longer awaited: the broker has answered already.
-      if (!job->cancelled()) Post(messages::EncodeBody(std::move(reply)));
-      served++;
-    } else {
-      Release(id);
+      continue;
     }
+    wire::ExpertReplyT reply = ServeOne(*job);
+    // Leave the queue before answering: the broker sends the next request
+    // as soon as it has the answer, and that one must find the slot free.
+    Release(id);
+    // A cancelled request's answer is no longer awaited: the broker has answered already.
+    if (!job->cancelled()) Post(messages::EncodeBody(std::move(reply)));
   }
+}
+
+wire::ExpertReplyT Worker::Impl::ServeOne(ServedJob& job) {
+  wire::ExpertReplyT reply;
+  const auto start = Clock::now();
+  try {
+    reply = expert_->Serve(job);
+  } catch (const std::exception& e) {
+    reply = wire::ExpertReplyT();
+    reply.status = wire::StatusCode::INTERNAL;
+    reply.error = std::string("expert threw: ") + e.what();
+  }
+  reply.request_id = job.request().request_id;
+  reply.compute_ms = std::chrono::duration<float, std::milli>(Clock::now() - start).count();
+  if (reply.status != wire::StatusCode::OK && reply.finish_reason.empty()) reply.finish_reason = "error";
+  served++;
+  return reply;
 }
 
 void Worker::Impl::Send(zmq::socket_t& socket, const std::string& bytes) {
@@ -173,9 +192,16 @@ void Worker::Impl::FlushOutbox(zmq::socket_t& socket) {
 
 void Worker::Impl::Accept(zmq::socket_t& socket, wire::ExpertRequestT request) {
   const uint64_t id = request.request_id;
+  if (inline_) {
+    ServedJob job(*this, std::move(request));
+    wire::ExpertReplyT reply = ServeOne(job);
+    FlushOutbox(socket);  // partials first
+    Send(socket, messages::EncodeBody(std::move(reply)));
+    return;
+  }
   std::unique_lock lock(jobs_mutex_);
   if (jobs_.count(id)) return;  // a duplicate delivery
-  if (jobs_.size() >= static_cast<size_t>(options_.concurrency + options_.queue_limit)) {
+  if (jobs_.size() - cancelled_jobs_ >= static_cast<size_t>(options_.concurrency + options_.queue_limit)) {
     lock.unlock();
     wire::ExpertReplyT reply;
     reply.request_id = id;
@@ -204,7 +230,9 @@ void Worker::Impl::HandleFrame(zmq::socket_t& socket, const zmq::message_t& fram
     case wire::Body::Cancel: {
       std::lock_guard lock(jobs_mutex_);
       auto it = jobs_.find(envelope->body.AsCancel()->request_id);
-      if (it != jobs_.end()) it->second->Cancel();
+      // The broker counts a cancelled request's slot as free at once; so do we,
+      // though its thread may need a moment to notice.
+      if (it != jobs_.end() && it->second->Cancel()) ++cancelled_jobs_;
       break;
     }
     case wire::Body::Disconnect:
@@ -228,7 +256,12 @@ bool Worker::Impl::Session(zmq::socket_t& socket, const std::atomic<bool>& stop)
   zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
   while (!stop.load()) {
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat - Clock::now());
-    zmq::poll(items, 2, std::max(wait, std::chrono::milliseconds(0)));
+    try {
+      zmq::poll(items, 2, std::max(wait, std::chrono::milliseconds(0)));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+      continue;  // a signal (SIGTERM sets `stop`): look at `stop` again
+    }
     bool disconnect = false;
     if (items[0].revents & ZMQ_POLLIN) {
       last_heard = Clock::now();
@@ -251,7 +284,23 @@ bool Worker::Impl::Session(zmq::socket_t& socket, const std::atomic<bool>& stop)
 
 void Worker::Impl::Run(const std::atomic<bool>& stop) {
   std::vector<std::thread> threads;
-  for (int i = 0; i < options_.concurrency; ++i) threads.emplace_back([this] { ComputeLoop(); });
+  auto finish_work = [&] {
+    {
+      std::lock_guard lock(jobs_mutex_);
+      stopping_ = true;
+    }
+    jobs_ready_.notify_all();
+    for (std::thread& thread : threads) thread.join();
+    threads.clear();
+  };
+  // Joins the compute threads however Run ends, exceptions included.
+  struct JoinOnExit {
+    std::function<void()> join;
+    ~JoinOnExit() { join(); }
+  } join_on_exit{finish_work};
+
+  const int compute_threads = inline_ ? 0 : options_.concurrency;
+  for (int i = 0; i < compute_threads; ++i) threads.emplace_back([this] { ComputeLoop(); });
   bool first = true;
   while (!stop.load()) {
     if (!first) {
@@ -264,25 +313,13 @@ void Worker::Impl::Run(const std::atomic<bool>& stop) {
     socket.connect(options_.backend);
     if (Session(socket, stop)) continue;
     // Stopping: finish the work in hand, deliver it, then say goodbye.
-    {
-      std::lock_guard lock(jobs_mutex_);
-      stopping_ = true;
-    }
-    jobs_ready_.notify_all();
-    for (std::thread& thread : threads) thread.join();
-    threads.clear();
+    finish_work();
     FlushOutbox(socket);
     wire::DisconnectT goodbye;
     goodbye.reason = "shutting down";
     Send(socket, messages::EncodeBody(std::move(goodbye)));
     socket.set(zmq::sockopt::linger, 1000);
   }
-  {
-    std::lock_guard lock(jobs_mutex_);
-    stopping_ = true;
-  }
-  jobs_ready_.notify_all();
-  for (std::thread& thread : threads) thread.join();
 }
 
 Worker::Worker(WorkerOptions options, std::unique_ptr<Expert> expert)

@@ -35,6 +35,7 @@ struct Broker::Pending {
   std::string worker_identity;  // "" while waiting
   std::string worker_label;
   std::set<std::string> tried;
+  Clock::time_point deadline;
   uint32_t attempts = 0;
   bool streamed = false;
 };
@@ -124,16 +125,39 @@ uint64_t Broker::Dispatch(const std::string& service_name, wire::ExpertRequestT 
   pending->request = std::move(*envelope.body.AsExpertRequest());
   pending_.emplace(id, std::move(pending));
   service.waiting.push_back(id);
-  loop_.RunAt(deadline, [this, id] {
-    if (!pending_.count(id)) return;
+  pending_.at(id)->deadline = deadline;
+  deadlines_.emplace(deadline, id);
+  ArmDeadlineTimer();
+  Pump(service);
+  return id;
+}
+
+// One loop timer for the earliest deadline rather than one per request:
+// finished requests leave deadlines_, so nothing piles up in the loop's heap.
+void Broker::ArmDeadlineTimer() {
+  if (deadlines_.empty()) return;
+  const Clock::time_point earliest = deadlines_.begin()->first;
+  if (timer_armed_ && armed_for_ <= earliest) return;
+  timer_armed_ = true;
+  armed_for_ = earliest;
+  loop_.RunAt(earliest, [this, earliest] {
+    if (armed_for_ == earliest) timer_armed_ = false;  // else a later-armed, earlier timer owns the slot
+    ExpireDeadlines();
+  });
+}
+
+void Broker::ExpireDeadlines() {
+  const auto now = Clock::now();
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    const uint64_t id = deadlines_.begin()->second;
+    deadlines_.erase(deadlines_.begin());
     wire::ExpertReplyT reply;
     reply.status = wire::StatusCode::DEADLINE_EXCEEDED;
     reply.error = "deadline exceeded";
     reply.finish_reason = "error";
     Finish(id, std::move(reply));
-  });
-  Pump(service);
-  return id;
+  }
+  ArmDeadlineTimer();
 }
 
 void Broker::FailNow(const std::string& service, wire::StatusCode code, const std::string& error,
@@ -199,6 +223,7 @@ void Broker::Finish(uint64_t request_id, wire::ExpertReplyT reply) {
   auto node = pending_.extract(request_id);
   if (node.empty()) return;
   Pending& pending = *node.mapped();
+  deadlines_.erase({pending.deadline, request_id});
   Service& service = *services_.at(pending.service);
   if (!pending.worker_identity.empty()) {
     auto worker = workers_.find(pending.worker_identity);

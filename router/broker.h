@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -88,6 +89,8 @@ class Broker {
                DispatchCallbacks& callbacks);
   Service& ServiceNamed(const std::string& name);
   void PublishSnapshot();
+  void ArmDeadlineTimer();
+  void ExpireDeadlines();
 
   const config::Config& config_;
   EventLoop& loop_;
@@ -100,6 +103,9 @@ class Broker {
   std::map<std::string, std::unique_ptr<Service>> services_;
   std::unordered_map<std::string, std::unique_ptr<Worker>> workers_;  // by ZeroMQ identity
   std::unordered_map<uint64_t, std::unique_ptr<Pending>> pending_;
+  std::set<std::pair<Clock::time_point, uint64_t>> deadlines_;  // of pending_
+  bool timer_armed_ = false;
+  Clock::time_point armed_for_;
 
   mutable std::mutex snapshot_mutex_;
   std::vector<ServiceInfo> snapshot_;

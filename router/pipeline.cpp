@@ -339,16 +339,19 @@ void Router::Complete(const std::shared_ptr<QueryState>& state) {
       result.citations = CloneAll(best->passages);
     }
   }
-  auto trace = std::make_unique<wire::TraceT>();
-  for (const auto& score : state->decision.scores) trace->gate.push_back(std::make_unique<wire::GateScoreT>(score));
-  trace->gate_reason = state->decision.reason;
-  trace->chosen = state->decision.chosen;
-  trace->plan = state->plan;
-  trace->plan_reason = state->plan_reason;
-  trace->aggregation = config_.aggregation;
-  for (const auto& expert_trace : state->traces) trace->experts.push_back(std::make_unique<wire::ExpertTraceT>(expert_trace));
-  trace->total_ms = static_cast<float>(MillisSince(state->start));
-  if (state->query.with_trace) result.trace = std::move(trace);
+  // Only built when asked for: the OpenAI endpoints never return it.
+  if (state->query.with_trace) {
+    auto trace = std::make_unique<wire::TraceT>();
+    for (const auto& score : state->decision.scores) trace->gate.push_back(std::make_unique<wire::GateScoreT>(score));
+    trace->gate_reason = state->decision.reason;
+    trace->chosen = state->decision.chosen;
+    trace->plan = state->plan;
+    trace->plan_reason = state->plan_reason;
+    trace->aggregation = config_.aggregation;
+    for (auto& expert_trace : state->traces) trace->experts.push_back(std::make_unique<wire::ExpertTraceT>(std::move(expert_trace)));
+    trace->total_ms = static_cast<float>(MillisSince(state->start));
+    result.trace = std::move(trace);
+  }
 
   if (state->query.stream && !state->streamed && result.status == wire::StatusCode::OK && !result.answer.empty() &&
       state->callbacks.on_partial) {

@@ -1,3 +1,7 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -31,14 +35,35 @@ void WriteReadyFile(const std::string& path, int http_port, const std::string& b
   std::rename(temporary.c_str(), path.c_str());
 }
 
+// SIGINT/SIGTERM may land on any thread (libraries start their own, some
+// before main), so the handler only writes the signal number to a pipe that
+// the main thread waits on.
+int g_signal_pipe[2] = {-1, -1};
+
+void OnStopSignal(int signal_number) {
+  const char byte = static_cast<char>(signal_number);
+  [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &byte, 1);
+}
+
+int WaitForStopSignal() {
+  char byte = 0;
+  while (read(g_signal_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+  }
+  return byte;
+}
+
+void InstallStopSignalHandlers() {
+  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
 int Serve(const config::Config& config, const std::string& config_path, const std::string& ready_file, bool supervise) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  // Blocked before any thread starts, so every thread inherits the mask and
-  // sigwait below is the one place they are handled.
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  InstallStopSignalHandlers();
 
   Metrics metrics;
   EventLoop loop;
@@ -59,8 +84,7 @@ int Serve(const config::Config& config, const std::string& config_path, const st
                config.http.host.c_str(), http.port(), frontend_endpoint.c_str(), broker.endpoint().c_str());
   if (!ready_file.empty()) WriteReadyFile(ready_file, http.port(), broker.endpoint(), frontend_endpoint);
 
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  const int signal_number = WaitForStopSignal();
   std::fprintf(stderr, "thalamus-router: signal %d, shutting down\n", signal_number);
   if (supervisor) supervisor->Stop();
   http.Stop();

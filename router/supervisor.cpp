@@ -41,16 +41,23 @@ pid_t Supervisor::Spawn(const Child& child) {
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
-  // The router blocks SIGINT/SIGTERM in all its threads (it sigwaits for
-  // them); children must start with the default mask or they could not be stopped.
+  // Children start with no signal blocked, whatever the spawning thread had
+  // blocked, or they could not be stopped.
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   sigset_t no_signals;
   sigemptyset(&no_signals);
   posix_spawnattr_setsigmask(&attributes, &no_signals);
   posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
+  // Nothing of the router's but stdio goes to a child: Asio's sockets are not
+  // close-on-exec, and an inherited listening socket would keep the router's
+  // HTTP port bound after the router died.
+  posix_spawn_file_actions_t file_actions;
+  posix_spawn_file_actions_init(&file_actions);
+  posix_spawn_file_actions_addclosefrom_np(&file_actions, 3);
   pid_t pid = 0;
-  int error = posix_spawn(&pid, expert_binary_.c_str(), nullptr, &attributes, argv.data(), environ);
+  int error = posix_spawn(&pid, expert_binary_.c_str(), &file_actions, &attributes, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&file_actions);
   posix_spawnattr_destroy(&attributes);
   if (error != 0) {
     std::fprintf(stderr, "thalamus-router: cannot start %s: %s\n", expert_binary_.c_str(), std::strerror(error));

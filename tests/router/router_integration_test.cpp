@@ -307,6 +307,39 @@ TEST(RouterIntegration, ZeroMqFrontEndAnswersQueries) {
   EXPECT_EQ(envelope->body.AsQueryResult()->status, wire::StatusCode::BAD_REQUEST);
 }
 
+TEST(RouterIntegration, ExpertShutsDownCleanlyOnSigterm) {
+  Cluster cluster("experts:\n  - {name: echo, kind: echo, launch: external, delay_ms: 300}\n", /*wait_ready=*/false);
+  Process expert = cluster.StartExpert("echo");
+  ASSERT_TRUE(WaitFor([&] { return LiveWorkers(cluster.port(), "echo") == 1; }, 20s));
+  // A request in hand when SIGTERM arrives is finished and delivered first.
+  std::thread client([&] {
+    auto response = HttpRequest(cluster.port(), "POST", "/v1/completions", json({{"prompt", "last words"}}).dump());
+    EXPECT_EQ(response.status, 200) << response.body;
+  });
+  std::this_thread::sleep_for(100ms);
+  expert.Signal(SIGTERM);
+  EXPECT_EQ(expert.Wait(10s), 0);
+  client.join();
+  EXPECT_NE(testing::ReadFile(cluster.log()).find("disconnected: shutting down"), std::string::npos)
+      << testing::ReadFile(cluster.log());
+  EXPECT_EQ(LiveWorkers(cluster.port(), "echo"), 0);
+}
+
+TEST(RouterIntegration, RouterStopsItsExpertsCleanlyOnSigterm) {
+  Cluster cluster("experts:\n  - {name: echo, kind: echo, replicas: 2}\n");
+  cluster.router().Signal(SIGTERM);
+  EXPECT_EQ(cluster.router().Wait(15s), 0);
+  const std::string log = testing::ReadFile(cluster.log());
+  EXPECT_NE(log.find("signal 15, shutting down"), std::string::npos) << log;
+  EXPECT_EQ(log.find("terminate called"), std::string::npos) << log;
+  size_t goodbyes = 0;
+  for (size_t at = log.find("disconnected: shutting down"); at != std::string::npos;
+       at = log.find("disconnected: shutting down", at + 1)) {
+    ++goodbyes;
+  }
+  EXPECT_EQ(goodbyes, 2u) << log;
+}
+
 TEST(RouterIntegration, BadConfigExitsNamingFileLineAndKey) {
   testing::TempDir dir;
   const std::string config = dir.Write("bad.yaml", "experts:\n  - name: a\n    kind: echo\n    replicas: many\n");

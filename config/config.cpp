@@ -20,7 +20,8 @@ const std::map<std::string, std::set<std::string>> kKindKeys = {
     {"echo", {"delay_ms", "failure_rate", "prefix"}},
     {"mamba", {"model", "tokenizer", "dtype", "max_batch", "max_context", "context_policy"}},
     {"transformer", {"model", "tokenizer", "dtype", "max_batch", "max_context", "context_policy"}},
-    {"rag", {"domain", "index", "top_k", "embedder"}},
+    {"rag", {"domain", "index", "top_k", "embedder", "index_type", "chunk_size", "chunk_overlap", "chunk_unit", "sources",
+             "include", "exclude", "nprobe", "ef_search"}},
 };
 
 void ParseHttp(const MapReader& map, HttpConfig& http) {
@@ -112,6 +113,16 @@ ExpertConfig ParseExpert(const MapReader& map) {
   e.index = map.Path("index", e.index);
   e.top_k = map.Int("top_k", e.top_k, 1, 1000);
   e.embedder = map.String("embedder", e.embedder);
+  e.index_type = map.OneOf("index_type", e.index_type, {"flat", "ivf", "hnsw"});
+  e.chunk_size = map.Int("chunk_size", e.chunk_size, 16, 1 << 20);
+  e.chunk_overlap = map.Int("chunk_overlap", e.chunk_overlap, 0, 1 << 20);
+  if (e.chunk_overlap >= e.chunk_size) map.Fail("chunk_overlap", "must be smaller than chunk_size");
+  e.chunk_unit = map.OneOf("chunk_unit", e.chunk_unit, {"chars", "tokens"});
+  e.sources = map.PathList("sources");
+  e.include = map.StringList("include");
+  e.exclude = map.StringList("exclude");
+  e.nprobe = map.Int("nprobe", e.nprobe, 0, 1 << 20);
+  e.ef_search = map.Int("ef_search", e.ef_search, 0, 1 << 20);
   if (e.kind == "rag" && e.index.empty()) map.Fail("index", "is required for kind rag");
   if (e.kind == "rag" && e.domain.empty()) e.domain = e.name;
 
@@ -173,6 +184,6 @@ Config LoadFile(const std::string& path) {
   return LoadString(text.str(), path);
 }
 
-Config LoadDefault() { return LoadString(DefaultYaml(), "config/default.yaml"); }
+Config LoadDefault() { return LoadString(DefaultYaml(), kEmbeddedDefaultName); }
 
 }  // namespace thalamus::config

@@ -137,6 +137,10 @@ struct Config {
 Config LoadFile(const std::string& path);
 Config LoadString(const std::string& yaml, const std::string& file_name);
 
+// The name the embedded default goes by in messages. Its relative paths are
+// relative to the working directory (the README runs it from the repository).
+inline constexpr const char* kEmbeddedDefaultName = "config/default.yaml";
+
 // The embedded config/default.yaml.
 const std::string& DefaultYaml();
 Config LoadDefault();

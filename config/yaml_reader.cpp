@@ -67,14 +67,41 @@ std::string MapReader::RequiredString(const std::string& key) const {
   return text;
 }
 
-std::string MapReader::Path(const std::string& key, const std::string& fallback) const {
-  std::string text = String(key, fallback);
-  if (text.empty() || text == fallback) return text;
+std::string MapReader::Resolve(const std::string& text) const {
   std::filesystem::path path(text);
   std::filesystem::path config_dir = std::filesystem::path(file_).parent_path();
   // The embedded default has no folder of its own: its paths are relative to the working directory.
-  if (path.is_relative() && !config_dir.empty() && std::filesystem::exists(file_)) path = config_dir / path;
+  const bool embedded = file_ == kEmbeddedDefaultName;
+  if (path.is_relative() && !embedded && !config_dir.empty() && std::filesystem::exists(file_)) path = config_dir / path;
   return path.lexically_normal().string();
+}
+
+std::string MapReader::Path(const std::string& key, const std::string& fallback) const {
+  std::string text = String(key, fallback);
+  if (text.empty() || text == fallback) return text;
+  return Resolve(text);
+}
+
+std::vector<std::string> MapReader::StringList(const std::string& key) const {
+  auto value = Get(key);
+  if (!value) return {};
+  if (value->IsScalar()) return {value->Scalar()};
+  if (!value->IsSequence()) FailAt(value->Mark(), key, "must be a list of strings");
+  std::vector<std::string> out;
+  for (size_t i = 0; i < value->size(); ++i) {
+    YAML::Node item = (*value)[i];
+    if (!item.IsScalar() || item.Scalar().empty()) {
+      FailAt(item.Mark(), key + "[" + std::to_string(i) + "]", "must be a non-empty string");
+    }
+    out.push_back(item.Scalar());
+  }
+  return out;
+}
+
+std::vector<std::string> MapReader::PathList(const std::string& key) const {
+  std::vector<std::string> paths = StringList(key);
+  for (std::string& path : paths) path = Resolve(path);
+  return paths;
 }
 
 std::string MapReader::Endpoint(const std::string& key, const std::string& fallback) const {

@@ -26,6 +26,10 @@ class MapReader {
   std::string RequiredString(const std::string& key) const;
   // A filesystem path; relative paths are resolved against the config file's folder.
   std::string Path(const std::string& key, const std::string& fallback) const;
+  // A list of strings (a single string counts as a list of one); empty if absent.
+  std::vector<std::string> StringList(const std::string& key) const;
+  // A list of paths, each resolved like Path().
+  std::vector<std::string> PathList(const std::string& key) const;
   // A ZeroMQ endpoint: tcp://host:port, tcp://host:*, ipc://path or inproc://name.
   std::string Endpoint(const std::string& key, const std::string& fallback) const;
   std::string OneOf(const std::string& key, const std::string& fallback, std::initializer_list<const char*> choices) const;
@@ -49,6 +53,7 @@ class MapReader {
   std::optional<YAML::Node> Get(const std::string& key) const;
   std::string KeyPath(const std::string& key) const;
   [[noreturn]] void FailAt(const YAML::Mark& mark, const std::string& key, const std::string& message) const;
+  std::string Resolve(const std::string& path) const;
 
   YAML::Node node_;
   std::string file_;

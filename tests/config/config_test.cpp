@@ -81,6 +81,42 @@ TEST(Config, SyntaxErrorsAndOtherShapes) {
   EXPECT_EQ(ErrorOf("http: 8080\nexperts:\n  - {name: a, kind: echo}\n"), "test.yaml:1:7: http: must be a map of keys");
 }
 
+TEST(Config, RagBlocksTakeSourcesAndIndexOptions) {
+  testing::TempDir dir;
+  std::string file = dir.Write("c.yaml", R"(experts:
+  - name: docs
+    kind: rag
+    index: idx/docs
+    index_type: hnsw
+    chunk_size: 400
+    chunk_overlap: 50
+    sources: [README.md, docs]
+    include: "*.md"
+    ef_search: 128
+)");
+  Config cfg = LoadFile(file);
+  const ExpertConfig& docs = cfg.experts[0];
+  EXPECT_EQ(docs.index_type, "hnsw");
+  EXPECT_EQ(docs.chunk_size, 400);
+  EXPECT_EQ(docs.sources, (std::vector<std::string>{dir.path() + "/README.md", dir.path() + "/docs"}));
+  EXPECT_EQ(docs.include, std::vector<std::string>{"*.md"});
+  EXPECT_EQ(docs.ef_search, 128);
+  EXPECT_EQ(ErrorOf("experts:\n  - {name: d, kind: rag, index: i, chunk_size: 100, chunk_overlap: 100}\n"),
+            "test.yaml:2:68: experts[0].chunk_overlap: must be smaller than chunk_size");
+  EXPECT_EQ(ErrorOf("experts:\n  - {name: d, kind: rag, index: i, sources: [a, {b: 1}]}\n"),
+            "test.yaml:2:49: experts[0].sources[1]: must be a non-empty string");
+  EXPECT_EQ(ErrorOf("experts:\n  - {name: d, kind: rag, index: i, index_type: lsh}\n"),
+            "test.yaml:2:48: experts[0].index_type: must be one of flat, ivf, hnsw, got 'lsh'");
+}
+
+TEST(Config, EmbeddedDefaultPathsAreRelativeToTheWorkingDirectory) {
+  Config cfg = LoadDefault();
+  for (const ExpertConfig& expert : cfg.experts) {
+    for (const std::string& source : expert.sources) EXPECT_NE(source.rfind("config/", 0), 0u) << source;
+    if (!expert.index.empty()) EXPECT_NE(expert.index.rfind("config/", 0), 0u) << expert.index;
+  }
+}
+
 TEST(Config, MissingFileIsAConfigError) {
   EXPECT_THROW(LoadFile("/nonexistent/thalamus.yaml"), ConfigError);
 }

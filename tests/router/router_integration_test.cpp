@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -338,6 +339,38 @@ TEST(RouterIntegration, RouterStopsItsExpertsCleanlyOnSigterm) {
     ++goodbyes;
   }
   EXPECT_EQ(goodbyes, 2u) << log;
+}
+
+// A rag domain built from files on first start answers with citations, and
+// the ralm plan hands its passages to a generator (an echo expert here,
+// which repeats the prompt the router built).
+TEST(RouterIntegration, RagDomainAnswersWithCitationsAndFeedsRalm) {
+  testing::TempDir corpus;
+  std::filesystem::create_directories(corpus.path() + "/docs");
+  corpus.Write("docs/heart.md", "# Heart\n\nThe heart pumps blood through the arteries and veins of the body.\n");
+  corpus.Write("docs/volcano.md", "# Volcano\n\nA volcano erupts molten lava, ash and volcanic gases.\n");
+  const std::string domain = "  - {name: facts, kind: rag, index: " + corpus.path() + "/index, sources: [" +
+                             corpus.path() + "/docs], top_k: 1}\n";
+  {
+    Cluster cluster("experts:\n" + domain);
+    auto response = HttpRequest(cluster.port(), "POST", "/v1/query", json({{"prompt", "what does lava do in a volcano"}}).dump());
+    ASSERT_EQ(response.status, 200) << response.body;
+    json answer = json::parse(response.body);
+    ASSERT_EQ(answer["citations"].size(), 1u) << response.body;
+    EXPECT_EQ(answer["citations"][0]["source"], "docs/volcano.md");
+    EXPECT_NE(answer["citations"][0]["text"].get<std::string>().find("molten lava"), std::string::npos);
+    EXPECT_NE(answer["answer"].get<std::string>().find("molten lava"), std::string::npos);
+  }
+  Cluster ralm("aggregation: ralm\nexperts:\n" + domain + "  - {name: writer, kind: echo}\n");
+  auto response = HttpRequest(ralm.port(), "POST", "/v1/query",
+                              json({{"prompt", "what pumps blood"}, {"experts", {"writer"}}, {"max_tokens", 500}, {"ralm_k", 1}}).dump());
+  ASSERT_EQ(response.status, 200) << response.body;
+  json answer = json::parse(response.body);
+  EXPECT_EQ(answer["trace"]["plan"], "ralm") << response.body;
+  // The generator saw the retrieved passage in its prompt.
+  EXPECT_NE(answer["answer"].get<std::string>().find("pumps blood through the arteries"), std::string::npos) << response.body;
+  ASSERT_EQ(answer["citations"].size(), 1u);
+  EXPECT_EQ(answer["citations"][0]["source"], "docs/heart.md");
 }
 
 TEST(RouterIntegration, BadConfigExitsNamingFileLineAndKey) {

@@ -373,6 +373,42 @@ TEST(RouterIntegration, RagDomainAnswersWithCitationsAndFeedsRalm) {
   EXPECT_EQ(answer["citations"][0]["source"], "docs/heart.md");
 }
 
+// The language-model kinds behind the router, on the tiny random checkpoints
+// the fidelity tests use: greedy decoding is deterministic, so a streamed
+// answer must equal the unstreamed one token for token.
+TEST(RouterIntegration, MambaAndTransformerExpertsAnswerAndStream) {
+  const std::string models = std::string(THALAMUS_TEST_DATA_DIR) + "/models";
+  Cluster cluster("experts:\n"
+                  "  - {name: mamba, kind: mamba, model: " + models + "/mamba-tiny-hf, max_batch: 2}\n"
+                  "  - {name: neox, kind: transformer, model: " + models + "/gpt_neox-tiny-parallel, max_context: 64}\n");
+  for (const std::string model : {"mamba", "neox"}) {
+    json request = {{"model", model}, {"prompt", "The quick brown fox"}, {"max_tokens", 8}, {"temperature", 0}};
+    auto plain = HttpRequest(cluster.port(), "POST", "/v1/completions", request.dump());
+    ASSERT_EQ(plain.status, 200) << model << ": " << plain.body;
+    json answer = json::parse(plain.body);
+    EXPECT_GT(answer["usage"]["prompt_tokens"].get<int>(), 0) << plain.body;
+    EXPECT_LE(answer["usage"]["completion_tokens"].get<int>(), 8) << plain.body;
+    request["stream"] = true;
+    auto streamed = HttpRequest(cluster.port(), "POST", "/v1/completions", request.dump());
+    ASSERT_EQ(streamed.status, 200) << model << ": " << streamed.body;
+    auto events = testing::SseData(streamed.body);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back(), "[DONE]");
+    std::string text;
+    for (size_t i = 0; i + 1 < events.size(); ++i) {
+      json chunk = json::parse(events[i]);
+      if (chunk.contains("choices") && !chunk["choices"].empty()) text += chunk["choices"][0].value("text", "");
+    }
+    EXPECT_EQ(text, answer["choices"][0]["text"].get<std::string>()) << model;
+  }
+  // Over the transformer's configured context (64 tokens): a clear 400, not a crash.
+  std::string long_prompt;
+  for (int i = 0; i < 100; ++i) long_prompt += "word ";
+  auto too_long = HttpRequest(cluster.port(), "POST", "/v1/completions",
+                              json({{"model", "neox"}, {"prompt", long_prompt}, {"max_tokens", 4}}).dump());
+  EXPECT_EQ(too_long.status, 400) << too_long.body;
+}
+
 TEST(RouterIntegration, BadConfigExitsNamingFileLineAndKey) {
   testing::TempDir dir;
   const std::string config = dir.Write("bad.yaml", "experts:\n  - name: a\n    kind: echo\n    replicas: many\n");

@@ -1,4 +1,6 @@
-// models/mamba: the Mamba-1 language model (state-spaces/mamba), on CPU or CUDA.
+// models/mamba: the Mamba-1 language model (state-spaces/mamba). Runs where its
+// tensors are: CPU, or CUDA when LibTorch has CUDA (kernels/ dispatches by
+// device; the Debian LibTorch here is CPU-only, so only CPU is tested).
 //
 // Load() reads a Hugging Face checkpoint directory: config.json plus
 // model.safetensors (or shards), in either naming:

@@ -328,6 +328,9 @@ TEST(RouterIntegration, ExpertShutsDownCleanlyOnSigterm) {
 
 TEST(RouterIntegration, RouterStopsItsExpertsCleanlyOnSigterm) {
   Cluster cluster("experts:\n  - {name: echo, kind: echo, replicas: 2}\n");
+  // Ready needs one live worker per service; both replicas must have joined
+  // before there are two goodbyes to count.
+  ASSERT_TRUE(WaitFor([&] { return LiveWorkers(cluster.port(), "echo") == 2; }, 20s));
   cluster.router().Signal(SIGTERM);
   EXPECT_EQ(cluster.router().Wait(15s), 0);
   const std::string log = testing::ReadFile(cluster.log());

@@ -46,6 +46,10 @@ void ParseBroker(const MapReader& map, BrokerConfig& broker) {
 
 void ParseGate(const MapReader& map, GateConfig& gate) {
   gate.path = map.Path("path", gate.path);
+  gate.train_data = map.Path("train_data", gate.train_data);
+  if (!gate.train_data.empty() && gate.path.empty()) {
+    map.Fail("train_data", "needs gate.path, the file the trained gate is written to");
+  }
   gate.top_k = map.Int("top_k", gate.top_k, 1, 64);
   gate.threshold = map.Double("threshold", gate.threshold, 0.0, 1.0);
   gate.default_expert = map.String("default_expert", gate.default_expert);
@@ -103,7 +107,8 @@ ExpertConfig ParseExpert(const MapReader& map) {
 
   e.model = map.Path("model", e.model);
   e.tokenizer = map.Path("tokenizer", e.tokenizer);
-  e.dtype = map.OneOf("dtype", e.dtype, {"float32", "float16", "bfloat16"});
+  // No float16: LibTorch on the CPU lacks half-precision kernels for much of a forward pass.
+  e.dtype = map.OneOf("dtype", e.dtype, {"float32", "bfloat16"});
   e.max_batch = map.Int("max_batch", e.max_batch, 1, 1024);
   e.max_context = map.Int("max_context", e.max_context, 0, 1 << 24);
   e.context_policy = map.OneOf("context_policy", e.context_policy, {"error", "truncate_left"});

@@ -40,6 +40,10 @@ struct BrokerConfig {
 
 struct GateConfig {
   std::string path;                     // trained gate file; "" means the fallback rule
+  // Labelled examples ({"text", "expert"} per JSONL line). When set, the gate
+  // file is derived data: the router trains `path` from them at start-up
+  // when it is missing, older than the examples, or made for other services.
+  std::string train_data;
   int top_k = 1;
   double threshold = 0.0;               // besides the best, only services at least this probable answer
   std::string default_expert;           // fallback rule: this service answers

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <numeric>
 #include <set>
 #include <stdexcept>
@@ -90,6 +91,43 @@ std::string LoadAdjust(const config::Config& config, const std::vector<ServiceIn
   return notes;
 }
 
+std::vector<std::string> ServiceNames(const config::Config& config) {
+  std::vector<std::string> names;
+  for (const config::ExpertConfig& expert : config.experts) names.push_back(expert.name);
+  return names;
+}
+
+bool SameServices(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  return a.size() == b.size() && std::set<std::string>(a.begin(), a.end()) == std::set<std::string>(b.begin(), b.end());
+}
+
+// With gate.train_data the gate file is derived from the examples, like a rag
+// domain's index from its sources: missing, stale or unreadable means rebuild.
+bool GateFileNeedsTraining(const config::Config& config) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  const auto gate_time = fs::last_write_time(config.gate.path, error);
+  if (error) return true;
+  const auto data_time = fs::last_write_time(config.gate.train_data, error);
+  if (!error && data_time > gate_time) return true;
+  try {
+    return !SameServices(GateModel::Load(config.gate.path)->metadata().services, ServiceNames(config));
+  } catch (const std::exception&) {
+    return true;
+  }
+}
+
+void TrainGateFromConfig(const config::Config& config) {
+  const std::vector<GateExample> examples = ReadGateExamples(config.gate.train_data);
+  const std::filesystem::path out(config.gate.path);
+  if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
+  std::fprintf(stderr, "thalamus-router: training the gate on %zu examples from %s\n", examples.size(),
+               config.gate.train_data.c_str());
+  const GateTrainReport report = GateModel::Train(ServiceNames(config), examples, GateTrainOptions{}, config.gate.path);
+  std::fprintf(stderr, "thalamus-router: wrote %s (training accuracy %.3f)\n", config.gate.path.c_str(),
+               report.train_accuracy);
+}
+
 }  // namespace
 
 std::string GateText(const wire::QueryT& query) {
@@ -132,12 +170,11 @@ std::vector<size_t> SelectExperts(const std::vector<double>& probabilities, int 
 
 Gate::Gate(const config::Config& config) : config_(config) {
   if (config.gate.path.empty()) return;
+  if (!config.gate.train_data.empty() && GateFileNeedsTraining(config)) TrainGateFromConfig(config);
   model_ = GateModel::Load(config.gate.path);
   const std::vector<std::string>& trained = model_->metadata().services;
-  std::vector<std::string> configured;
-  for (const config::ExpertConfig& expert : config.experts) configured.push_back(expert.name);
-  if (std::set<std::string>(trained.begin(), trained.end()) != std::set<std::string>(configured.begin(), configured.end()) ||
-      trained.size() != configured.size()) {
+  const std::vector<std::string> configured = ServiceNames(config);
+  if (!SameServices(trained, configured)) {
     throw std::runtime_error("gate file " + config.gate.path + " was trained for the services " + JoinNames(trained) +
                              " but " + config.file + " configures " + JoinNames(configured) +
                              "; retrain it with `thalamus gate train --config " + config.file + " ...`");

@@ -2,7 +2,9 @@
 //
 // 1. Experts named by the request (`experts` in /v1/query, `model` in the
 //    OpenAI endpoints) answer; an unknown name is NOT_FOUND.
-// 2. With a trained gate (gate.path, written by `thalamus gate train`): a
+// 2. With a trained gate (gate.path, written by `thalamus gate train`, or by
+//    the constructor from gate.train_data when the file is missing, older
+//    than the examples or made for other services): a
 //    small MLP over the query's embedding and cheap features gives a softmax
 //    over the configured services (gate_model.h). Then, when switched on,
 //      - context-aware: a query longer than gate.long_context_tokens
@@ -18,7 +20,8 @@
 // Every step is written into GateDecision::reason (the trace's gate_reason).
 //
 // Errors: the constructor throws std::runtime_error when the gate file
-// cannot be loaded or was trained for other services than the config's.
+// cannot be loaded or was trained for other services than the config's, or
+// when gate.train_data cannot be read or names an unknown service.
 // Decide is const and runs on the event loop thread.
 #pragma once
 

@@ -19,8 +19,10 @@ std::string ErrorOf(const std::string& yaml) {
 TEST(Config, EmbeddedDefaultLoads) {
   Config cfg = LoadDefault();
   ASSERT_FALSE(cfg.experts.empty());
-  EXPECT_NE(cfg.FindExpert(cfg.gate.default_expert), nullptr);
   EXPECT_EQ(cfg.file, "config/default.yaml");
+  // A trained gate, built from shipped examples (paths relative to the working directory).
+  EXPECT_EQ(cfg.gate.path, "data/gate/default.pt");
+  EXPECT_EQ(cfg.gate.train_data, "examples/gate/default-train.jsonl");
 }
 
 TEST(Config, ParsesAnExpertBlock) {
@@ -67,6 +69,10 @@ TEST(Config, ErrorsNameFileLineAndKey) {
             "ipc:///tmp/x, got 'localhost:5556'");
   EXPECT_EQ(ErrorOf("gate:\n  default_expert: nobody\nexperts:\n  - {name: a, kind: echo}\n"),
             "test.yaml:2:19: gate.default_expert: names no configured expert: 'nobody'");
+  EXPECT_EQ(ErrorOf("gate:\n  train_data: examples.jsonl\nexperts:\n  - {name: a, kind: echo}\n"),
+            "test.yaml:2:15: gate.train_data: needs gate.path, the file the trained gate is written to");
+  EXPECT_EQ(ErrorOf("experts:\n  - {name: m, kind: mamba, model: w, dtype: float16}\n"),
+            "test.yaml:2:45: experts[0].dtype: must be one of float32, bfloat16, got 'float16'");
   EXPECT_EQ(ErrorOf("experts:\n  - {name: 'a b', kind: echo}\n"),
             "test.yaml:2:12: experts[0].name: must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or "
             "digit, got 'a b'");

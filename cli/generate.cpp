@@ -1,4 +1,4 @@
-// thalamus generate: stream a continuation of a prompt from a Mamba checkpoint.
+// thalamus generate: stream a continuation of a prompt from a Mamba or GPT-NeoX checkpoint.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -8,7 +8,7 @@
 
 #include "cli/commands.h"
 #include "models/generate.h"
-#include "models/mamba.h"
+#include "models/load_causal_lm.h"
 
 namespace thalamus::cli {
 namespace {
@@ -31,7 +31,7 @@ int RunGenerate(int argc, char** argv) {
   namespace po = boost::program_options;
   po::options_description options("thalamus generate: stream a continuation of --prompt to stdout (statistics on stderr)");
   options.add_options()("help,h", "show this help")
-      ("model", po::value<std::string>(), "checkpoint directory: config.json + model.safetensors (required)")
+      ("model", po::value<std::string>(), "checkpoint directory, Mamba or GPT-NeoX: config.json + model.safetensors (required)")
       ("prompt", po::value<std::string>(), "the text to continue (required)")
       ("tokenizer", po::value<std::string>(), "tokenizer.json (default: <model>/tokenizer.json)")
       ("max-tokens", po::value<int64_t>()->default_value(128), "most tokens to generate")
@@ -64,10 +64,10 @@ int RunGenerate(int argc, char** argv) {
     models::GenerationRequest request;
     request.sampling = SamplingFrom(vars);
     if (vars.count("threads")) models::SetComputeThreads(vars["threads"].as<int>());
-    auto model = models::MambaModel::Load(model_dir, models::DTypeFromName(vars["dtype"].as<std::string>()));
+    models::LoadedCausalLM loaded = models::LoadCausalLM(model_dir, models::DTypeFromName(vars["dtype"].as<std::string>()));
     models::Tokenizer tokenizer = models::Tokenizer::FromFile(tokenizer_file);
     request.prompt = tokenizer.Encode(vars["prompt"].as<std::string>());
-    request.sampling.stop_tokens = models::EndOfTextTokens(tokenizer, model->config().eos_token_id);
+    request.sampling.stop_tokens = models::EndOfTextTokens(tokenizer, loaded.eos_token_id);
     request.on_text = [](std::string_view text) {
       std::fwrite(text.data(), 1, text.size(), stdout);
       std::fflush(stdout);
@@ -75,7 +75,7 @@ int RunGenerate(int argc, char** argv) {
     auto start = std::chrono::steady_clock::now();
     std::vector<models::GenerationRequest> requests;
     requests.push_back(std::move(request));
-    models::GenerationResult result = models::Generate(*model, tokenizer, std::move(requests), 1)[0];
+    models::GenerationResult result = models::Generate(*loaded.model, tokenizer, std::move(requests), 1)[0];
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::fputc('\n', stdout);
     if (result.finish_reason == models::FinishReason::kError) {

@@ -1,4 +1,4 @@
-// thalamus logits: the logits a Mamba checkpoint gives every position of a token list.
+// thalamus logits: the logits a Mamba or GPT-NeoX checkpoint gives every position of a token list.
 #include <cstdio>
 #include <iostream>
 
@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "models/mamba.h"
+#include "models/load_causal_lm.h"
 
 namespace thalamus::cli {
 
@@ -14,7 +14,7 @@ int RunLogits(int argc, char** argv) {
   namespace po = boost::program_options;
   po::options_description options("thalamus logits: print the logits of every position as JSON");
   options.add_options()("help,h", "show this help")
-      ("model", po::value<std::string>(), "checkpoint directory: config.json + model.safetensors (required)")
+      ("model", po::value<std::string>(), "checkpoint directory, Mamba or GPT-NeoX: config.json + model.safetensors (required)")
       ("ids", po::value<std::string>(), "comma-separated token ids, e.g. 1,2,3 (required)")
       ("dtype", po::value<std::string>()->default_value("float32"), "float32 or bfloat16")
       ("threads", po::value<int>(), "compute threads (default: all cores)");
@@ -36,7 +36,9 @@ int RunLogits(int argc, char** argv) {
   try {
     std::vector<int32_t> ids = ParseIdList(vars["ids"].as<std::string>());
     if (vars.count("threads")) models::SetComputeThreads(vars["threads"].as<int>());
-    auto model = models::MambaModel::Load(vars["model"].as<std::string>(), models::DTypeFromName(vars["dtype"].as<std::string>()));
+    models::LoadedCausalLM loaded =
+        models::LoadCausalLM(vars["model"].as<std::string>(), models::DTypeFromName(vars["dtype"].as<std::string>()));
+    const models::CausalLM* model = loaded.model.get();
     auto state = model->NewState(1);
     torch::Tensor logits = model->Prefill(*state, 0, ids, /*all_positions=*/true).contiguous();
     nlohmann::json rows = nlohmann::json::array();

@@ -36,8 +36,8 @@ Output RunTool(const std::string& arguments) {
   return result;
 }
 
-std::vector<int32_t> ExpectedIds(const std::string& name) {
-  torch::Tensor ids = SafeTensors::Open(kDataDir + "/mamba-tiny-expected.safetensors").Load(name, torch::kInt32);
+std::vector<int32_t> ExpectedIds(const std::string& name, const std::string& fixture = "mamba-tiny") {
+  torch::Tensor ids = SafeTensors::Open(kDataDir + "/" + fixture + "-expected.safetensors").Load(name, torch::kInt32);
   return std::vector<int32_t>(ids.data_ptr<int32_t>(), ids.data_ptr<int32_t>() + ids.numel());
 }
 
@@ -61,6 +61,23 @@ TEST(CliTest, LogitsPrintsEveryPosition) {
     torch::Tensor row = torch::tensor(out["logits"][t].get<std::vector<float>>());
     EXPECT_TRUE(torch::allclose(row, expected[t], 6e-4, 2e-3)) << "position " << t;
   }
+}
+
+// The same tool opens a GPT-NeoX checkpoint: config.json's model_type decides.
+TEST(CliTest, LogitsAndGenerateTakeAGptNeoxCheckpoint) {
+  const std::string model = kDataDir + "/gpt_neox-tiny-parallel";
+  Output run = RunTool("logits --model " + model + " --ids " + Join(ExpectedIds("ids_b", "gpt_neox-tiny-parallel")));
+  ASSERT_EQ(run.status, 0);
+  nlohmann::json out = nlohmann::json::parse(run.out);
+  torch::Tensor expected = SafeTensors::Open(kDataDir + "/gpt_neox-tiny-parallel-expected.safetensors").Load("logits_b");
+  ASSERT_EQ(out["logits"].size(), static_cast<size_t>(expected.size(0)));
+  for (int64_t t = 0; t < expected.size(0); ++t) {
+    torch::Tensor row = torch::tensor(out["logits"][t].get<std::vector<float>>());
+    EXPECT_TRUE(torch::allclose(row, expected[t], 6e-4, 2e-3)) << "position " << t;
+  }
+  Output generated = RunTool("generate --model " + model + " --max-tokens 5 --prompt hello");
+  EXPECT_EQ(generated.status, 0);
+  EXPECT_FALSE(generated.out.empty());
 }
 
 TEST(CliTest, TokenizeEncodesAndDecodes) {
@@ -90,6 +107,7 @@ TEST(CliTest, BadArgumentsAreUsageErrors) {
   EXPECT_EQ(RunTool("logits --model " + kDataDir + "/mamba-tiny-hf --ids 1,x").status, 1);
   EXPECT_EQ(RunTool("logits --model " + kDataDir + "/mamba-tiny-hf --ids 1,99999").status, 1);
   EXPECT_EQ(RunTool("generate --model /nonexistent --prompt hi").status, 1);
+  EXPECT_EQ(RunTool("logits --model " + kDataDir + " --ids 1").status, 1);  // no config.json
   EXPECT_EQ(RunTool("generate --model " + kDataDir + "/mamba-tiny-hf --prompt hi --top-p 2").status, 1);
 }
 

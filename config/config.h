@@ -108,7 +108,7 @@ struct ExpertConfig {
   std::vector<std::string> sources;     // files/directories ingested when the index is empty (relative: to this file's directory)
   std::vector<std::string> include;     // glob patterns for files found in source directories ("*.md"); empty: all text files
   std::vector<std::string> exclude;     // glob patterns skipped
-  int nprobe = 0;                       // ivf lists searched; 0: auto (nlist/8, at least 8)
+  int nprobe = 0;                       // ivf lists searched; 0: auto (nlist/32, at least 8)
   int ef_search = 0;                    // hnsw candidate list; 0: auto (64)
 
   // Where the block starts, for messages about it.

@@ -148,7 +148,8 @@ size_t VectorIndex::nlist() const {
 size_t VectorIndex::effective_nprobe() const {
   const size_t lists = nlist();
   if (lists == 0) return 0;
-  const size_t wanted = options_.nprobe > 0 ? options_.nprobe : std::max<size_t>(8, lists / 8);
+  // nlist/32 scans ~3% of the vectors: recall@10 1.0 at 0.8 ms on 100k clustered vectors (bench/RESULTS.md).
+  const size_t wanted = options_.nprobe > 0 ? options_.nprobe : std::max<size_t>(8, lists / 32);
   return std::min(wanted, lists);
 }
 

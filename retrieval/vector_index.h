@@ -34,7 +34,7 @@ const char* IndexTypeName(IndexType type);
 struct IndexOptions {
   IndexType type = IndexType::kFlat;
   size_t nlist = 0;             // ivf: inverted lists; 0 chooses from the size
-  size_t nprobe = 0;            // ivf: lists searched per query; 0: about nlist/8, at least 8
+  size_t nprobe = 0;            // ivf: lists searched per query; 0: about nlist/32, at least 8
   size_t hnsw_m = 32;           // hnsw: links per node
   size_t ef_construction = 80;  // hnsw: candidate list size while building
   size_t ef_search = 0;         // hnsw: candidate list size while searching; 0: 64 (at least 2k)

@@ -101,20 +101,12 @@ bool SameServices(const std::vector<std::string>& a, const std::vector<std::stri
   return a.size() == b.size() && std::set<std::string>(a.begin(), a.end()) == std::set<std::string>(b.begin(), b.end());
 }
 
-// With gate.train_data the gate file is derived from the examples, like a rag
-// domain's index from its sources: missing, stale or unreadable means rebuild.
-bool GateFileNeedsTraining(const config::Config& config) {
-  namespace fs = std::filesystem;
+bool GateFileIsNewerThanExamples(const config::Config& config) {
   std::error_code error;
-  const auto gate_time = fs::last_write_time(config.gate.path, error);
-  if (error) return true;
-  const auto data_time = fs::last_write_time(config.gate.train_data, error);
-  if (!error && data_time > gate_time) return true;
-  try {
-    return !SameServices(GateModel::Load(config.gate.path)->metadata().services, ServiceNames(config));
-  } catch (const std::exception&) {
-    return true;
-  }
+  const auto gate_time = std::filesystem::last_write_time(config.gate.path, error);
+  if (error) return false;
+  const auto data_time = std::filesystem::last_write_time(config.gate.train_data, error);
+  return error || data_time <= gate_time;
 }
 
 void TrainGateFromConfig(const config::Config& config) {
@@ -126,6 +118,23 @@ void TrainGateFromConfig(const config::Config& config) {
   const GateTrainReport report = GateModel::Train(ServiceNames(config), examples, GateTrainOptions{}, config.gate.path);
   std::fprintf(stderr, "thalamus-router: wrote %s (training accuracy %.3f)\n", config.gate.path.c_str(),
                report.train_accuracy);
+}
+
+// With gate.train_data the gate file is derived from the examples, like a rag
+// domain's index from its sources: one that is missing, older than the
+// examples, unreadable or made for other services is trained again.
+std::unique_ptr<GateModel> LoadOrTrainGate(const config::Config& config) {
+  if (config.gate.train_data.empty()) return GateModel::Load(config.gate.path);
+  if (GateFileIsNewerThanExamples(config)) {
+    try {
+      auto model = GateModel::Load(config.gate.path);
+      if (SameServices(model->metadata().services, ServiceNames(config))) return model;
+    } catch (const std::exception&) {
+      // Unreadable: trained again below.
+    }
+  }
+  TrainGateFromConfig(config);
+  return GateModel::Load(config.gate.path);
 }
 
 }  // namespace
@@ -170,8 +179,7 @@ std::vector<size_t> SelectExperts(const std::vector<double>& probabilities, int 
 
 Gate::Gate(const config::Config& config) : config_(config) {
   if (config.gate.path.empty()) return;
-  if (!config.gate.train_data.empty() && GateFileNeedsTraining(config)) TrainGateFromConfig(config);
-  model_ = GateModel::Load(config.gate.path);
+  model_ = LoadOrTrainGate(config);
   const std::vector<std::string>& trained = model_->metadata().services;
   const std::vector<std::string> configured = ServiceNames(config);
   if (!SameServices(trained, configured)) {

@@ -76,6 +76,7 @@ int RunGateTrain(int argc, char** argv) {
 }  // namespace
 
 int RunGate(int argc, char** argv) {
+  router::UseOneTorchThread();
   if (argc >= 2 && std::strcmp(argv[1], "train") == 0) return RunGateTrain(argc - 1, argv + 1);
   if (argc >= 2 && std::strcmp(argv[1], "eval") == 0) return RunGateEval(argc - 1, argv + 1);
   std::fprintf(stderr,

@@ -137,6 +137,8 @@ std::vector<float> GateModel::Probabilities(std::string_view text) const {
   return Probabilities(std::vector<std::string>{std::string(text)}).front();
 }
 
+void UseOneTorchThread() { at::set_num_threads(1); }
+
 namespace {
 
 // The Switch Transformer auxiliary loss (Fedus et al. 2021, eq. 4):

@@ -31,6 +31,13 @@ inline const std::vector<std::string>& GateFeatureNames() {
 }
 std::vector<float> GateFeatures(std::string_view text);
 
+// The gate's MLP is tiny, so more than one intra-op thread only adds
+// fork-joins, and OpenMP workers spinning on a busy machine made training 20x
+// slower. Sets LibTorch's process-wide intra-op pool to one thread: the
+// router and the `thalamus gate` tools call it first (they do no other
+// LibTorch work).
+void UseOneTorchThread();
+
 // A documented, model-free token estimate: one token per 4 bytes, rounded
 // up (GPT-style BPE averages about 4 characters per English token).
 size_t EstimateTokens(std::string_view text);

@@ -13,6 +13,7 @@
 
 #include "router/broker.h"
 #include "router/event_loop.h"
+#include "router/gate_model.h"
 #include "router/http_server.h"
 #include "router/metrics.h"
 #include "router/router.h"
@@ -64,6 +65,7 @@ void InstallStopSignalHandlers() {
 
 int Serve(const config::Config& config, const std::string& config_path, const std::string& ready_file, bool supervise) {
   InstallStopSignalHandlers();
+  UseOneTorchThread();
 
   Metrics metrics;
   EventLoop loop;

@@ -105,7 +105,7 @@ struct ExpertConfig {
   int chunk_size = 1000;                // per chunk, in chunk_unit
   int chunk_overlap = 200;              // shared with the previous chunk; < chunk_size
   std::string chunk_unit = "chars";     // chars | tokens
-  std::vector<std::string> sources;     // files/directories ingested when the index is empty (relative: to this file's directory)
+  std::vector<std::string> sources;     // files/directories the index is synced with at start (relative: to this file's directory)
   std::vector<std::string> include;     // glob patterns for files found in source directories ("*.md"); empty: all text files
   std::vector<std::string> exclude;     // glob patterns skipped
   int nprobe = 0;                       // ivf lists searched; 0: auto (nlist/32, at least 8)

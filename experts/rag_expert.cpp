@@ -61,17 +61,24 @@ std::unique_ptr<wire::PassageT> ToWire(const retrieval::Passage& p) {
   return passage;
 }
 
-// Builds the index from the configured sources when there is none yet.
-void BuildIfEmpty(const config::ExpertConfig& c, retrieval::DomainSetup& setup, const retrieval::Embedder& embedder) {
+// Brings the index up to date with the configured sources before serving:
+// the first start builds it; later ones re-read only files whose content
+// changed (Ingest skips the rest by hash) and drop files gone from the source
+// directories, so a domain built from a repository follows `git pull`.
+void SyncWithSources(const config::ExpertConfig& c, retrieval::DomainSetup& setup, const retrieval::Embedder& embedder) {
   const std::string prefix = "rag expert '" + c.name + "': ";
   for (const std::string& missing : setup.missing) std::fprintf(stderr, "%swarning: source %s does not exist\n", prefix.c_str(), missing.c_str());
-  if (std::filesystem::exists(std::filesystem::path(setup.index_dir) / "manifest.json")) return;
+  const bool exists = std::filesystem::exists(std::filesystem::path(setup.index_dir) / "manifest.json");
   if (setup.sources.empty()) {
-    std::fprintf(stderr, "%sindex %s is empty and no sources are configured; fill it with `thalamus ingest`\n",
-                 prefix.c_str(), setup.index_dir.c_str());
+    if (!exists) {
+      std::fprintf(stderr, "%sindex %s is empty and no sources are configured; fill it with `thalamus ingest`\n",
+                   prefix.c_str(), setup.index_dir.c_str());
+    }
     return;
   }
-  std::fprintf(stderr, "%sbuilding index %s from %zu source(s)\n", prefix.c_str(), setup.index_dir.c_str(), setup.sources.size());
+  std::fprintf(stderr, "%s%s index %s from %zu source(s)\n", prefix.c_str(), exists ? "syncing" : "building",
+               setup.index_dir.c_str(), setup.sources.size());
+  setup.ingest.prune = true;
   setup.ingest.progress = [prefix, last = Clock::now()](const retrieval::IngestProgress& p) mutable {
     if (!p.finished && Clock::now() - last < std::chrono::seconds(5)) return;
     last = Clock::now();
@@ -80,7 +87,8 @@ void BuildIfEmpty(const config::ExpertConfig& c, retrieval::DomainSetup& setup, 
   };
   const retrieval::IngestReport report = retrieval::Ingest(setup.index_dir, embedder, setup.sources, setup.ingest);
   for (const std::string& problem : report.problems) std::fprintf(stderr, "%s%s\n", prefix.c_str(), problem.c_str());
-  std::fprintf(stderr, "%sindexed %zu files, %zu chunks\n", prefix.c_str(), report.files_added, report.total_chunks);
+  std::fprintf(stderr, "%sfiles: %zu added, %zu updated, %zu removed, %zu unchanged; %zu chunks\n", prefix.c_str(),
+               report.files_added, report.files_updated, report.files_removed, report.files_unchanged, report.total_chunks);
 }
 
 class RagExpert : public Expert {
@@ -88,7 +96,7 @@ class RagExpert : public Expert {
   explicit RagExpert(const config::ExpertConfig& c) : name_(c.name), top_k_(c.top_k > 0 ? c.top_k : 4) {
     retrieval::DomainSetup setup = retrieval::SetupFromConfig(c);
     std::shared_ptr<const retrieval::Embedder> embedder = retrieval::MakeEmbedder(setup.embedder, "", c.threads);
-    BuildIfEmpty(c, setup, *embedder);
+    SyncWithSources(c, setup, *embedder);
     retriever_ = std::make_unique<retrieval::Retriever>(setup.index_dir, embedder, setup.search);
     domain_ = setup.ingest.domain;
     const retrieval::DomainInfo info = retriever_->info();

@@ -2,9 +2,10 @@
 // prompt (or last user message) is the query; the reply carries the top-k
 // passages (text, source, domain, score, offsets, chunk id), a text answer
 // listing them with citations, and the top score as confidence. When the
-// index directory is empty or missing and the block names `sources`, the
-// index is built from them before the expert announces itself; an index
-// rewritten by `thalamus ingest` while serving is picked up within seconds.
+// block names `sources`, the index is brought up to date with them (built,
+// or changed files re-read and deleted ones pruned) before the expert
+// announces itself; an index rewritten by `thalamus ingest` while serving is
+// picked up within seconds.
 #pragma once
 
 #include <memory>

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -374,6 +375,40 @@ TEST(RouterIntegration, RagDomainAnswersWithCitationsAndFeedsRalm) {
   EXPECT_NE(answer["answer"].get<std::string>().find("pumps blood through the arteries"), std::string::npos) << response.body;
   ASSERT_EQ(answer["citations"].size(), 1u);
   EXPECT_EQ(answer["citations"][0]["source"], "docs/heart.md");
+}
+
+// A rag domain with sources follows them: each start re-reads changed files,
+// indexes new ones and drops deleted ones before the expert serves.
+TEST(RouterIntegration, RagDomainFollowsItsSourcesAcrossRestarts) {
+  testing::TempDir corpus;
+  std::filesystem::create_directories(corpus.path() + "/docs");
+  corpus.Write("docs/heart.md", "# Heart\n\nThe heart pumps blood through the arteries and veins of the body.\n");
+  corpus.Write("docs/volcano.md", "# Volcano\n\nA volcano erupts molten lava, ash and volcanic gases.\n");
+  const std::string config = "experts:\n  - {name: facts, kind: rag, index: " + corpus.path() + "/index, sources: [" +
+                             corpus.path() + "/docs], top_k: 3}\n";
+  const auto sources_for = [](const Cluster& cluster, const std::string& question) {
+    auto response = HttpRequest(cluster.port(), "POST", "/v1/query", json({{"prompt", question}}).dump());
+    EXPECT_EQ(response.status, 200) << response.body;
+    const json answer = json::parse(response.body);
+    std::map<std::string, std::string> texts;
+    for (const json& citation : answer["citations"]) texts[citation["source"]] = citation["text"];
+    return texts;
+  };
+  {
+    Cluster cluster(config);
+    EXPECT_EQ(sources_for(cluster, "molten lava").count("docs/volcano.md"), 1u);
+  }
+  corpus.Write("docs/heart.md", "# Heart\n\nThe heart has four chambers: two atria and two ventricles.\n");
+  std::filesystem::remove(corpus.path() + "/docs/volcano.md");
+  corpus.Write("docs/glacier.md", "# Glacier\n\nA glacier is a slow river of ice that carves valleys.\n");
+  Cluster cluster(config);
+  const std::string log = testing::ReadFile(cluster.log());
+  EXPECT_NE(log.find("files: 1 added, 1 updated, 1 removed, 0 unchanged"), std::string::npos) << log;
+  const auto after = sources_for(cluster, "four chambers river of ice lava");
+  EXPECT_EQ(after.count("docs/volcano.md"), 0u);
+  ASSERT_EQ(after.count("docs/glacier.md"), 1u);
+  ASSERT_EQ(after.count("docs/heart.md"), 1u);
+  EXPECT_NE(after.at("docs/heart.md").find("four chambers"), std::string::npos) << after.at("docs/heart.md");
 }
 
 // The language-model kinds behind the router, on the tiny random checkpoints

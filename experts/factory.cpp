@@ -2,9 +2,8 @@
 
 #include "experts/echo_expert.h"
 #include "experts/expert.h"
-#include "experts/mamba_expert.h"
+#include "experts/language_model_expert.h"
 #include "experts/rag_expert.h"
-#include "experts/transformer_expert.h"
 
 namespace thalamus::experts {
 

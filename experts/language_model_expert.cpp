@@ -1,18 +1,22 @@
-#include "experts/transformer_expert.h"
+#include "experts/language_model_expert.h"
 
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <stdexcept>
 
-#include "experts/mamba_expert.h"
 #include "models/batcher.h"
 #include "models/gpt_neox.h"
+#include "models/mamba.h"
 
 namespace thalamus::experts {
 namespace {
 
 constexpr const char* kChatStop = "\nUser:";
+
+bool IsChat(const wire::ExpertRequestT& request) { return !request.messages.empty(); }
 
 // A client error, answered BAD_REQUEST or CONTEXT_TOO_LONG.
 struct RequestError : std::invalid_argument {
@@ -30,7 +34,7 @@ models::SamplingParams SamplingFor(const wire::ExpertRequestT& request) {
   sampling.top_p = params.top_p;
   if (params.seed != 0) sampling.seed = params.seed;
   sampling.stop = params.stop;
-  if (!request.messages.empty()) sampling.stop.push_back(kChatStop);
+  if (IsChat(request)) sampling.stop.push_back(kChatStop);
   try {
     sampling.Validate();
   } catch (const std::invalid_argument& e) {
@@ -45,27 +49,57 @@ std::string ModelName(const std::string& dir) {
   return name.empty() ? path.parent_path().filename().string() : name;
 }
 
-class TransformerExpert : public Expert {
+// What a kind's loader hands the shared expert.
+struct LoadedModel {
+  std::unique_ptr<models::CausalLM> model;
+  std::optional<int32_t> eos_token_id;
+  int64_t context_limit = 0;  // prompt plus completion, in tokens; 0: unbounded
+};
+using Loader = std::function<LoadedModel(const config::ExpertConfig&)>;
+
+LoadedModel LoadMamba(const config::ExpertConfig& c) {
+  auto model = models::MambaModel::Load(c.model, models::DTypeFromName(c.dtype), models::DeviceFromName(c.device));
+  LoadedModel loaded;
+  loaded.eos_token_id = model->config().eos_token_id;
+  loaded.context_limit = c.max_context;
+  loaded.model = std::move(model);
+  return loaded;
+}
+
+LoadedModel LoadGptNeox(const config::ExpertConfig& c) {
+  if (models::DeviceFromName(c.device) != torch::Device(torch::kCPU)) {
+    throw std::invalid_argument("device '" + c.device + "': the transformer expert runs on cpu only");
+  }
+  auto model = models::GptNeoxModel::Load(c.model, models::DTypeFromName(c.dtype), c.max_context);
+  LoadedModel loaded;
+  loaded.eos_token_id = model->config().eos_token_id;
+  loaded.context_limit = model->MaxContext();
+  loaded.model = std::move(model);
+  return loaded;
+}
+
+class LanguageModelExpert : public Expert {
  public:
-  explicit TransformerExpert(const config::ExpertConfig& c) {
+  LanguageModelExpert(const config::ExpertConfig& c, const Loader& load) : kind_(c.kind) {
     const std::string who = "expert '" + c.name + "': ";
-    if (c.model.empty()) throw std::runtime_error(who + "kind transformer needs `model:`, a checkpoint directory");
+    if (c.model.empty()) throw std::runtime_error(who + "kind " + c.kind + " needs `model:`, a checkpoint directory");
     if (c.max_context < 0) throw std::runtime_error(who + "max_context must be >= 0");
+    std::optional<int32_t> eos;
     try {
       policy_ = models::ContextPolicyFromName(c.context_policy);
-      if (models::DeviceFromName(c.device) != torch::Device(torch::kCPU)) {
-        throw std::invalid_argument("device '" + c.device + "': the transformer expert runs on cpu only");
-      }
       if (c.threads > 0) models::SetComputeThreads(c.threads);
-      model_ = models::GptNeoxModel::Load(c.model, models::DTypeFromName(c.dtype), c.max_context);
+      LoadedModel loaded = load(c);
+      model_ = std::move(loaded.model);
+      context_limit_ = loaded.context_limit;
+      eos = loaded.eos_token_id;
       const std::string tokenizer_file = c.tokenizer.empty() ? (std::filesystem::path(c.model) / "tokenizer.json").string() : c.tokenizer;
       tokenizer_ = std::make_unique<models::Tokenizer>(models::Tokenizer::FromFile(tokenizer_file));
     } catch (const std::exception& e) {
       throw std::runtime_error(who + e.what());
     }
-    end_tokens_ = models::EndOfTextTokens(*tokenizer_, model_->config().eos_token_id);
+    end_tokens_ = models::EndOfTextTokens(*tokenizer_, eos);
     model_name_ = ModelName(c.model);
-    batcher_ = std::make_unique<models::Batcher>(*model_, *tokenizer_, std::max(1, c.max_batch));
+    batcher_ = std::make_unique<models::Batcher>(*model_, *tokenizer_, std::max(1, c.max_batch), context_limit_);
   }
 
   std::string Model() const override { return model_name_; }
@@ -81,7 +115,7 @@ class TransformerExpert : public Expert {
       reply.finish_reason = "error";
     } catch (const std::exception& e) {
       reply.status = wire::StatusCode::INTERNAL;
-      reply.error = std::string("transformer: ") + e.what();
+      reply.error = kind_ + ": " + e.what();
       reply.finish_reason = "error";
     }
     reply.compute_ms = std::chrono::duration<float, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -104,18 +138,25 @@ class TransformerExpert : public Expert {
     } catch (const std::invalid_argument& e) {
       throw RequestError(wire::StatusCode::BAD_REQUEST, e.what());
     }
-    const int64_t limit = model_->MaxContext();
-    generation.prompt = models::FitPromptToContext(std::move(generation.prompt), limit, generation.sampling.max_tokens, policy_);
-    if (static_cast<int64_t>(generation.prompt.size()) >= limit) {
-      throw RequestError(wire::StatusCode::CONTEXT_TOO_LONG, "the prompt has " + std::to_string(generation.prompt.size()) +
-                                                                 " tokens; this expert's context limit is " + std::to_string(limit));
-    }
+    FitContext(generation);
     generation.on_text = [&job](std::string_view text) { job.EmitText(text); };
     generation.cancelled = [&job] { return job.cancelled(); };
     return generation;
   }
 
-  static void Fill(const models::GenerationResult& result, wire::ExpertReplyT& reply) {
+  void FitContext(models::GenerationRequest& generation) const {
+    if (context_limit_ <= 0) return;
+    generation.prompt = models::FitPromptToContext(std::move(generation.prompt), context_limit_,
+                                                   generation.sampling.max_tokens, policy_);
+    const int64_t length = static_cast<int64_t>(generation.prompt.size());
+    if (length >= context_limit_) {
+      throw RequestError(wire::StatusCode::CONTEXT_TOO_LONG, "the prompt has " + std::to_string(length) +
+                                                                  " tokens; this expert's context limit is " +
+                                                                  std::to_string(context_limit_));
+    }
+  }
+
+  void Fill(const models::GenerationResult& result, wire::ExpertReplyT& reply) const {
     reply.text = result.text;
     reply.prompt_tokens = static_cast<uint32_t>(result.prompt_tokens);
     reply.completion_tokens = static_cast<uint32_t>(result.tokens.size());
@@ -131,14 +172,16 @@ class TransformerExpert : public Expert {
         break;
       case models::FinishReason::kError:
         reply.status = wire::StatusCode::EXPERT_FAILED;
-        reply.error = "transformer: " + result.error;
+        reply.error = kind_ + ": " + result.error;
         reply.finish_reason = "error";
         break;
     }
   }
 
+  std::string kind_;
   models::ContextPolicy policy_ = models::ContextPolicy::kError;
-  std::unique_ptr<models::GptNeoxModel> model_;
+  int64_t context_limit_ = 0;
+  std::unique_ptr<models::CausalLM> model_;
   std::unique_ptr<models::Tokenizer> tokenizer_;
   std::vector<int32_t> end_tokens_;
   std::string model_name_;
@@ -147,8 +190,35 @@ class TransformerExpert : public Expert {
 
 }  // namespace
 
+std::string RenderPrompt(const wire::ExpertRequestT& request) {
+  std::string text;
+  if (!request.context.empty()) {
+    text += "Context:\n";
+    for (size_t i = 0; i < request.context.size(); ++i) {
+      const wire::PassageT& passage = *request.context[i];
+      text.append("[").append(std::to_string(i + 1)).append("] ").append(passage.text);
+      if (!passage.source.empty()) text.append(" (source: ").append(passage.source).append(")");
+      text.append("\n");
+    }
+    text += "\n";
+  }
+  if (!IsChat(request)) return text + request.prompt;
+  for (const auto& message : request.messages) {
+    if (message->role == "system") text += message->content + "\n\n";
+  }
+  for (const auto& message : request.messages) {
+    if (message->role == "user") text += "User: " + message->content + "\n";
+    if (message->role == "assistant") text += "Assistant: " + message->content + "\n";
+  }
+  return text + "Assistant:";
+}
+
+std::unique_ptr<Expert> MakeMambaExpert(const config::ExpertConfig& expert_config) {
+  return std::make_unique<LanguageModelExpert>(expert_config, LoadMamba);
+}
+
 std::unique_ptr<Expert> MakeTransformerExpert(const config::ExpertConfig& expert_config) {
-  return std::make_unique<TransformerExpert>(expert_config);
+  return std::make_unique<LanguageModelExpert>(expert_config, LoadGptNeox);
 }
 
 }  // namespace thalamus::experts

@@ -1,5 +1,6 @@
-// The `mamba` expert kind (experts/mamba_expert.cpp) over the tiny checkpoint.
-#include "experts/mamba_expert.h"
+// The language-model expert kinds (experts/language_model_expert.cpp): mamba and
+// transformer over the tiny checkpoints of tests/data/models.
+#include "experts/language_model_expert.h"
 
 #include <gtest/gtest.h>
 
@@ -9,6 +10,7 @@
 
 #include "kernels/kernels.h"
 #include "models/generate.h"
+#include "models/gpt_neox.h"
 #include "models/mamba.h"
 
 namespace thalamus::experts {
@@ -199,6 +201,64 @@ TEST(MambaExpertTest, MissingWeightsFailAtConstruction) {
     config::ExpertConfig cuda = MambaConfig();
     cuda.device = "cuda";
     EXPECT_THROW(MakeExpert(cuda), std::runtime_error);
+  }
+}
+
+config::ExpertConfig NeoxConfig() {
+  config::ExpertConfig c;
+  c.name = "neox";
+  c.kind = "transformer";
+  c.model = std::string(THALAMUS_TEST_DATA_DIR) + "/models/gpt_neox-tiny-parallel";
+  c.max_batch = 2;
+  return c;
+}
+
+TEST(TransformerExpertTest, AnswersLikeTheModelDirectly) {
+  const config::ExpertConfig c = NeoxConfig();
+  auto expert = MakeExpert(c);
+  EXPECT_EQ(expert->Model(), "gpt_neox-tiny-parallel");
+  TestJob job(Prompt("The quick brown fox", 6));
+  wire::ExpertReplyT reply = expert->Serve(job);
+  ASSERT_EQ(reply.status, wire::StatusCode::OK) << reply.error;
+
+  auto model = models::GptNeoxModel::Load(c.model);
+  models::Tokenizer tokenizer = models::Tokenizer::FromFile(c.model + "/tokenizer.json");
+  std::vector<models::GenerationRequest> requests(1);
+  requests[0].prompt = tokenizer.Encode("The quick brown fox");
+  requests[0].sampling.max_tokens = 6;
+  requests[0].sampling.stop_tokens = models::EndOfTextTokens(tokenizer, model->config().eos_token_id);
+  const models::GenerationResult direct = models::Generate(*model, tokenizer, std::move(requests), 1)[0];
+  EXPECT_EQ(reply.text, direct.text);
+  EXPECT_EQ(reply.completion_tokens, direct.tokens.size());
+}
+
+TEST(TransformerExpertTest, ContextLimitFromConfigAndPolicy) {
+  std::string words;
+  for (int i = 0; i < 40; ++i) words += "word ";
+  config::ExpertConfig strict = NeoxConfig();
+  strict.max_context = 16;  // below the checkpoint's 512 positions
+  TestJob refused_job(Prompt(words, 4));
+  wire::ExpertReplyT refused = MakeExpert(strict)->Serve(refused_job);
+  EXPECT_EQ(refused.status, wire::StatusCode::CONTEXT_TOO_LONG);
+  EXPECT_NE(refused.error.find("context limit is 16"), std::string::npos) << refused.error;
+
+  config::ExpertConfig lenient = strict;
+  lenient.context_policy = "truncate_left";
+  TestJob truncated_job(Prompt(words, 4));
+  wire::ExpertReplyT reply = MakeExpert(lenient)->Serve(truncated_job);
+  ASSERT_EQ(reply.status, wire::StatusCode::OK) << reply.error;
+  EXPECT_EQ(reply.prompt_tokens, 12u);  // 16 - 4 reserved for the completion
+  EXPECT_LE(reply.completion_tokens, 4u);
+}
+
+TEST(TransformerExpertTest, RunsOnTheCpuOnly) {
+  config::ExpertConfig cuda = NeoxConfig();
+  cuda.device = "cuda";
+  try {
+    MakeExpert(cuda);
+    FAIL() << "expected an exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("expert 'neox'"), std::string::npos) << e.what();
   }
 }
 

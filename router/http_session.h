@@ -45,7 +45,8 @@ struct ServerContext {
 };
 
 // Starts serving one accepted connection; the session owns itself through
-// its pending asynchronous operations. `socket` must use a strand executor.
+// its pending asynchronous operations. `socket`'s executor must run one
+// handler at a time (an io_context run by one thread, or a strand).
 void StartSession(boost::asio::ip::tcp::socket socket, std::shared_ptr<const ServerContext> context);
 
 }  // namespace thalamus::router::http_internal

@@ -1,13 +1,13 @@
 // Reading GPT-NeoX checkpoints: config.json (both rotary namings) and the weights.
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
 #include "models/gpt_neox.h"
+#include "models/json_file.h"
 #include "models/safetensors.h"
 
 namespace thalamus::models {
@@ -126,15 +126,7 @@ GptNeoxModel::Layer ReadLayer(WeightReader& reader, const GptNeoxConfig& c, int6
 }  // namespace
 
 GptNeoxConfig GptNeoxConfig::FromFile(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) throw std::runtime_error("gpt_neox: " + path + ": cannot open");
-  json root;
-  try {
-    root = json::parse(file);
-  } catch (const json::exception& e) {
-    throw std::runtime_error("gpt_neox: " + path + ": bad JSON: " + e.what());
-  }
-  if (!root.is_object()) throw std::runtime_error("gpt_neox: " + path + ": not a JSON object");
+  const json root = ReadJsonObject(path, "gpt_neox");
   ConfigReader in(path);
   in.Expect(root, "model_type", "gpt_neox", "this is a GPT-NeoX implementation");
   in.Expect(root, "hidden_act", "gelu", "only the exact GELU of Pythia and Dolly");

@@ -1,32 +1,16 @@
 #include "models/load_causal_lm.h"
 
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
 
-#include <nlohmann/json.hpp>
-
 #include "models/gpt_neox.h"
+#include "models/json_file.h"
 #include "models/mamba.h"
 
 namespace thalamus::models {
-namespace {
-
-nlohmann::json ReadConfig(const std::string& dir) {
-  const std::string path = (std::filesystem::path(dir) / "config.json").string();
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot read (a checkpoint directory holds config.json)");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(path + ": not JSON: " + e.what());
-  }
-}
-
-}  // namespace
 
 LoadedCausalLM LoadCausalLM(const std::string& dir, torch::ScalarType dtype, torch::Device device) {
-  const nlohmann::json config = ReadConfig(dir);
+  const nlohmann::json config = ReadJsonObject((std::filesystem::path(dir) / "config.json").string(), "model");
   const std::string model_type = config.contains("model_type") && config["model_type"].is_string()
                                      ? config["model_type"].get<std::string>()
                                      : "";

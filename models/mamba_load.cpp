@@ -1,12 +1,12 @@
 // Reading Mamba checkpoints: config.json in both namings and the weights.
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
+#include "models/json_file.h"
 #include "models/mamba.h"
 #include "models/safetensors.h"
 
@@ -158,15 +158,7 @@ MambaModel::Layer ReadLayer(WeightReader& reader, const MambaConfig& c, int64_t 
 }  // namespace
 
 MambaConfig MambaConfig::FromFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("mamba: " + path + ": cannot open");
-  json root;
-  try {
-    root = json::parse(in);
-  } catch (const json::exception& e) {
-    throw std::runtime_error("mamba: " + path + ": bad JSON: " + e.what());
-  }
-  if (!root.is_object()) throw std::runtime_error("mamba: " + path + ": not a JSON object");
+  const json root = ReadJsonObject(path, "mamba");
   ConfigReader reader(root, path);
   MambaConfig config;
   if (root.contains("d_model")) {

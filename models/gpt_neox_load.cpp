@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/gpt_neox.h"
-#include "models/json_file.h"
+#include "models/checkpoint_files.h"
 #include "models/safetensors.h"
 
 namespace thalamus::models {
@@ -167,14 +167,8 @@ void GptNeoxConfig::Validate(const std::string& where) const {
 
 std::unique_ptr<GptNeoxModel> GptNeoxModel::Load(const std::string& dir, torch::ScalarType dtype, int64_t max_context) {
   if (dtype != torch::kFloat32 && dtype != torch::kBFloat16) throw std::runtime_error("gpt_neox: dtype must be float32 or bfloat16");
-  const fs::path root(dir);
-  if (!fs::is_directory(root)) throw std::runtime_error("gpt_neox: " + dir + ": not a directory");
-  GptNeoxConfig config = GptNeoxConfig::FromFile((root / "config.json").string());
-  if (!fs::exists(root / "model.safetensors") && !fs::exists(root / "model.safetensors.index.json") &&
-      fs::exists(root / "pytorch_model.bin")) {
-    throw std::runtime_error("gpt_neox: " + dir + ": only pytorch_model.bin found; convert it to model.safetensors "
-                             "(safetensors.torch.save_file(torch.load(...)))");
-  }
+  CheckCheckpointDirectory(dir, "gpt_neox");
+  GptNeoxConfig config = GptNeoxConfig::FromFile((fs::path(dir) / "config.json").string());
   SafeTensors tensors = SafeTensors::OpenDirectory(dir);
   WeightReader reader(tensors, dtype);
   const int64_t vocab = config.vocab_size, hidden = config.hidden_size;

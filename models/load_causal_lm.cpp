@@ -4,7 +4,7 @@
 #include <stdexcept>
 
 #include "models/gpt_neox.h"
-#include "models/json_file.h"
+#include "models/checkpoint_files.h"
 #include "models/mamba.h"
 
 namespace thalamus::models {

@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "models/json_file.h"
+#include "models/checkpoint_files.h"
 #include "models/mamba.h"
 #include "models/safetensors.h"
 
@@ -173,14 +173,8 @@ MambaConfig MambaConfig::FromFile(const std::string& path) {
 
 std::unique_ptr<MambaModel> MambaModel::Load(const std::string& dir, torch::ScalarType dtype, torch::Device device) {
   if (dtype != torch::kFloat32 && dtype != torch::kBFloat16) throw std::runtime_error("mamba: dtype must be float32 or bfloat16");
-  const fs::path root(dir);
-  if (!fs::is_directory(root)) throw std::runtime_error("mamba: " + dir + ": not a directory");
-  MambaConfig config = MambaConfig::FromFile((root / "config.json").string());
-  if (!fs::exists(root / "model.safetensors") && !fs::exists(root / "model.safetensors.index.json") &&
-      fs::exists(root / "pytorch_model.bin")) {
-    throw std::runtime_error("mamba: " + dir + ": only pytorch_model.bin found; convert it to model.safetensors "
-                             "(safetensors.torch.save_file(torch.load(...)))");
-  }
+  CheckCheckpointDirectory(dir, "mamba");
+  MambaConfig config = MambaConfig::FromFile((fs::path(dir) / "config.json").string());
   SafeTensors tensors = SafeTensors::OpenDirectory(dir);
   WeightReader reader(tensors, dtype, device);
 

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "kernels/kernels.h"
@@ -68,14 +69,19 @@ std::unique_ptr<wire::ChatMessageT> Message(const std::string& role, const std::
 }
 
 // What the models library gives for the same prompt, directly.
-std::string DirectGreedy(const std::string& prompt, int max_tokens) {
-  auto model = models::MambaModel::Load(kModelDir);
-  models::Tokenizer tokenizer = models::Tokenizer::FromFile(kModelDir + "/tokenizer.json");
+models::GenerationResult DirectGreedy(const models::CausalLM& model, std::optional<int32_t> eos, const std::string& dir,
+                                      const std::string& prompt, int max_tokens) {
+  models::Tokenizer tokenizer = models::Tokenizer::FromFile(dir + "/tokenizer.json");
   std::vector<models::GenerationRequest> requests(1);
   requests[0].prompt = tokenizer.Encode(prompt);
   requests[0].sampling.max_tokens = max_tokens;
-  requests[0].sampling.stop_tokens = models::EndOfTextTokens(tokenizer, model->config().eos_token_id);
-  return models::Generate(*model, tokenizer, std::move(requests), 1)[0].text;
+  requests[0].sampling.stop_tokens = models::EndOfTextTokens(tokenizer, eos);
+  return models::Generate(model, tokenizer, std::move(requests), 1)[0];
+}
+
+std::string DirectGreedy(const std::string& prompt, int max_tokens) {
+  auto model = models::MambaModel::Load(kModelDir);
+  return DirectGreedy(*model, model->config().eos_token_id, kModelDir, prompt, max_tokens).text;
 }
 
 TEST(MambaExpertTest, AnswersAndStreams) {
@@ -222,12 +228,8 @@ TEST(TransformerExpertTest, AnswersLikeTheModelDirectly) {
   ASSERT_EQ(reply.status, wire::StatusCode::OK) << reply.error;
 
   auto model = models::GptNeoxModel::Load(c.model);
-  models::Tokenizer tokenizer = models::Tokenizer::FromFile(c.model + "/tokenizer.json");
-  std::vector<models::GenerationRequest> requests(1);
-  requests[0].prompt = tokenizer.Encode("The quick brown fox");
-  requests[0].sampling.max_tokens = 6;
-  requests[0].sampling.stop_tokens = models::EndOfTextTokens(tokenizer, model->config().eos_token_id);
-  const models::GenerationResult direct = models::Generate(*model, tokenizer, std::move(requests), 1)[0];
+  const models::GenerationResult direct =
+      DirectGreedy(*model, model->config().eos_token_id, c.model, "The quick brown fox", 6);
   EXPECT_EQ(reply.text, direct.text);
   EXPECT_EQ(reply.completion_tokens, direct.tokens.size());
 }

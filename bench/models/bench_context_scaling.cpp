@@ -25,6 +25,7 @@
 
 #include "models/causal_lm.h"
 #include "models/gpt_neox.h"
+#include "bench/models/model_shapes.h"
 #include "models/mamba.h"
 
 namespace thalamus::models {
@@ -41,16 +42,6 @@ GptNeoxConfig Pythia160m() {
   c.vocab_size = 50304;
   c.rotary_pct = 0.25;
   c.max_position_embeddings = kLongestContext + 64;  // room for the decoded tokens
-  return c;
-}
-
-MambaConfig Mamba130m() {
-  MambaConfig c;
-  c.d_model = 768;
-  c.n_layer = 24;
-  c.vocab_size = 50280;
-  c.d_inner = 1536;
-  c.dt_rank = 48;
   return c;
 }
 

@@ -22,22 +22,13 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "bench/models/model_shapes.h"
 #include "models/mamba.h"
 
 namespace thalamus::models {
 namespace {
 
 constexpr size_t kProbeBytes = size_t{1} << 30;
-
-MambaConfig Mamba130m() {
-  MambaConfig c;
-  c.d_model = 768;
-  c.n_layer = 24;
-  c.vocab_size = 50280;
-  c.d_inner = 1536;
-  c.dt_rank = 48;
-  return c;
-}
 
 const MambaModel& Model() {
   static const std::unique_ptr<MambaModel> model = MambaModel::Random(Mamba130m(), 1);

@@ -1,5 +1,7 @@
 #include "models/causal_lm.h"
 
+#include <torch/cuda.h>
+
 #include <stdexcept>
 
 #include "kernels/kernels.h"
@@ -16,11 +18,17 @@ torch::Device DeviceFromName(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
   if (name == "cuda" || name.starts_with("cuda:")) {
     if (!kernels::CudaAvailable()) throw std::invalid_argument("device '" + name + "': this build or machine has no CUDA");
+    torch::Device device = torch::kCPU;
     try {
-      return torch::Device(name);
+      device = torch::Device(name);
     } catch (const c10::Error&) {
       throw std::invalid_argument("device '" + name + "' is malformed (cpu, cuda or cuda:N)");
     }
+    const int64_t visible = static_cast<int64_t>(torch::cuda::device_count());
+    if (device.has_index() && device.index() >= visible) {
+      throw std::invalid_argument("device '" + name + "': this machine has " + std::to_string(visible) + " GPU(s)");
+    }
+    return device;
   }
   throw std::invalid_argument("device '" + name + "' is not supported (cpu, cuda or cuda:N)");
 }

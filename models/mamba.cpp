@@ -2,13 +2,16 @@
 #include "models/mamba.h"
 
 #include <cmath>
+#include <map>
 #include <stdexcept>
 #include <string>
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/version.h>
 
 #include "kernels/kernels.h"
+#include "models/cuda_graph.h"
 #include "models/linear.h"
 
 namespace thalamus::models {
@@ -25,6 +28,16 @@ class MambaState final : public CausalLM::State {
 
   torch::Tensor conv;  // (n_layer, slots, d_inner, d_conv)
   torch::Tensor ssm;   // (n_layer, slots, d_inner, d_state)
+
+  // CUDA decode: one captured step per batch size, over this state's tensors.
+  struct StepGraph {
+    explicit StepGraph(torch::Device device, int64_t batch)
+        : graph(device), tokens(torch::zeros({batch}, torch::TensorOptions().dtype(torch::kInt64).device(device))) {}
+    CudaGraph graph;
+    torch::Tensor tokens;  // the step's input ids, refilled before each replay
+    bool warmed_up = false;
+  };
+  std::map<int64_t, std::unique_ptr<StepGraph>> step_graphs;
 };
 
 MambaState& Cast(CausalLM::State& state) {
@@ -57,6 +70,10 @@ torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, doubl
     return out;
   }
   torch::Tensor x32 = x.to(torch::kFloat32);
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
+  // One fused kernel on CUDA instead of six: the decode step runs this 49 times per token.
+  if (x32.is_cuda()) return at::rms_norm(x32, {x32.size(-1)}, weight, eps).to(dtype);
+#endif
   return (x32 * at::rsqrt(x32.square().mean(-1, true) + eps) * weight).to(dtype);
 }
 
@@ -90,16 +107,19 @@ std::unique_ptr<CausalLM::State> MambaModel::NewState(int64_t slots) const {
   return std::make_unique<MambaState>(config_, slots, dtype_, device_);
 }
 
-torch::Tensor MambaModel::Embed(std::span<const int32_t> ids) const {
+torch::Tensor MambaModel::HostIds(std::span<const int32_t> ids) const {
   for (int32_t id : ids) {
     if (id < 0 || id >= config_.vocab_size) {
       throw std::invalid_argument("mamba: token id " + std::to_string(id) + " is outside the vocabulary [0, " +
                                   std::to_string(config_.vocab_size) + ")");
     }
   }
-  torch::Tensor index = torch::from_blob(const_cast<int32_t*>(ids.data()), {static_cast<int64_t>(ids.size())}, torch::kInt32)
-                            .to(device_, torch::kInt64);
-  return weights_.embedding.index_select(0, index).to(torch::kFloat32);
+  return torch::from_blob(const_cast<int32_t*>(ids.data()), {static_cast<int64_t>(ids.size())}, torch::kInt32)
+      .to(torch::kInt64);
+}
+
+torch::Tensor MambaModel::Embed(const torch::Tensor& ids) const {
+  return weights_.embedding.index_select(0, ids).to(torch::kFloat32);
 }
 
 torch::Tensor MambaModel::Logits(const torch::Tensor& hidden) const {
@@ -114,7 +134,7 @@ torch::Tensor MambaModel::Prefill(State& state, int64_t slot, std::span<const in
   c10::InferenceMode inference;
   const MambaConfig& c = config_;
   const int64_t length = static_cast<int64_t>(ids.size());
-  torch::Tensor hidden = Embed(ids).unsqueeze(0);  // (1, L, d_model), the fp32 residual stream
+  torch::Tensor hidden = Embed(HostIds(ids).to(device_)).unsqueeze(0);  // (1, L, d_model), the fp32 residual stream
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Layer& w = weights_.layers[l];
     torch::Tensor xz = Linear(RmsNorm(hidden, w.norm, c.norm_eps, dtype_), w.in_proj, w.in_proj_bias).transpose(1, 2);
@@ -144,8 +164,30 @@ torch::Tensor MambaModel::Step(State& state, std::span<const int32_t> tokens) co
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n < 1 || n > s.slots()) throw std::invalid_argument("mamba: step of " + std::to_string(n) + " tokens on " + std::to_string(s.slots()) + " slots");
   c10::InferenceMode inference;
+  torch::Tensor ids = HostIds(tokens);
+  if (!device_.is_cuda() || !cuda_graphs_) return StepOnDevice(s, ids.to(device_));
+
+  // CUDA: the first step of each batch size runs eagerly (the warm-up), the
+  // second captures the step as a graph, every step then replays it.
+  std::unique_ptr<MambaState::StepGraph>& graph = s.step_graphs[n];
+  if (!graph) graph = std::make_unique<MambaState::StepGraph>(device_, n);
+  graph->tokens.copy_(ids);
+  auto step = [&] { return StepOnDevice(s, graph->tokens); };
+  if (!graph->warmed_up) {
+    graph->warmed_up = true;
+    return graph->graph.WarmUp(step);
+  }
+  if (!graph->graph.captured()) graph->graph.Capture(step);
+  return graph->graph.Replay().clone();
+}
+
+// One token per slot 0..n-1 from `ids` (n, on the model's device); updates the
+// state in place. Graph-capturable: no host synchronization, no host inputs.
+torch::Tensor MambaModel::StepOnDevice(CausalLM::State& state, const torch::Tensor& ids) const {
+  MambaState& s = Cast(state);
+  const int64_t n = ids.size(0);
   const MambaConfig& c = config_;
-  torch::Tensor hidden = Embed(tokens);  // (n, d_model)
+  torch::Tensor hidden = Embed(ids);  // (n, d_model)
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Layer& w = weights_.layers[l];
     torch::Tensor xz = Linear(RmsNorm(hidden, w.norm, c.norm_eps, dtype_), w.in_proj, w.in_proj_bias);

@@ -1,6 +1,7 @@
 // models/mamba: the Mamba-1 language model (state-spaces/mamba). Runs where its
 // tensors are: CPU, or CUDA when LibTorch has CUDA (kernels/ dispatches by
-// device; the Debian LibTorch here is CPU-only, so only CPU is tested).
+// device). On CUDA, Step replays one captured CUDA graph per batch size
+// (models/cuda_graph.h) unless SetCudaGraphs(false).
 //
 // Load() reads a Hugging Face checkpoint directory: config.json plus
 // model.safetensors (or shards), in either naming:
@@ -73,12 +74,18 @@ class MambaModel : public CausalLM {
   static std::unique_ptr<MambaModel> Load(const std::string& dir, torch::ScalarType dtype = torch::kFloat32,
                                           torch::Device device = torch::kCPU);
   // Random weights of the right shapes and scales, for benchmarks.
+  // Drawn on the CPU whatever `device`, so a seed gives the same model everywhere.
   static std::unique_ptr<MambaModel> Random(const MambaConfig& config, uint64_t seed,
-                                            torch::ScalarType dtype = torch::kFloat32);
+                                            torch::ScalarType dtype = torch::kFloat32,
+                                            torch::Device device = torch::kCPU);
 
   MambaModel(MambaConfig config, Weights weights);
 
   const MambaConfig& config() const { return config_; }
+  torch::Device device() const { return device_; }
+  // CUDA only: replay the decode step as a CUDA graph (default) or launch its
+  // kernels one by one. Set before decoding; states keep graphs captured earlier.
+  void SetCudaGraphs(bool enabled) { cuda_graphs_ = enabled; }
   // Bytes of weights read per decoded token (all of them, once).
   int64_t WeightBytes() const;
 
@@ -90,13 +97,17 @@ class MambaModel : public CausalLM {
   int64_t MaxContext() const override { return 0; }
 
  private:
-  torch::Tensor Embed(std::span<const int32_t> ids) const;
+  // Throws std::invalid_argument for ids outside the vocabulary; int64, CPU.
+  torch::Tensor HostIds(std::span<const int32_t> ids) const;
+  torch::Tensor Embed(const torch::Tensor& ids) const;
+  torch::Tensor StepOnDevice(State& state, const torch::Tensor& ids) const;
   torch::Tensor Logits(const torch::Tensor& hidden) const;
 
   MambaConfig config_;
   Weights weights_;
   torch::ScalarType dtype_;
   torch::Device device_;
+  bool cuda_graphs_ = true;
 };
 
 }  // namespace thalamus::models

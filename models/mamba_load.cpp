@@ -197,7 +197,8 @@ std::unique_ptr<MambaModel> MambaModel::Load(const std::string& dir, torch::Scal
   return std::make_unique<MambaModel>(config, std::move(weights));
 }
 
-std::unique_ptr<MambaModel> MambaModel::Random(const MambaConfig& c, uint64_t seed, torch::ScalarType dtype) {
+std::unique_ptr<MambaModel> MambaModel::Random(const MambaConfig& c, uint64_t seed, torch::ScalarType dtype,
+                                               torch::Device device) {
   torch::manual_seed(seed);
   auto normal = [&](std::vector<int64_t> shape, double scale) { return (torch::randn(shape) * scale).to(dtype); };
   Weights weights;
@@ -221,6 +222,17 @@ std::unique_ptr<MambaModel> MambaModel::Random(const MambaConfig& c, uint64_t se
     weights.layers.push_back(std::move(layer));
   }
   weights.norm_f = torch::ones({c.d_model});
+  auto move = [&](torch::Tensor& t) {
+    if (t.defined()) t = t.to(device);
+  };
+  move(weights.embedding);
+  move(weights.norm_f);
+  for (Layer& l : weights.layers) {
+    for (torch::Tensor* t : {&l.norm, &l.in_proj, &l.in_proj_bias, &l.conv_weight, &l.conv_bias, &l.x_proj, &l.dt_proj,
+                             &l.dt_bias, &l.A, &l.D, &l.out_proj, &l.out_proj_bias}) {
+      move(*t);
+    }
+  }
   weights.lm_head = weights.embedding;
   return std::make_unique<MambaModel>(c, std::move(weights));
 }

@@ -113,12 +113,6 @@ void BM_CopyBandwidth(benchmark::State& state) {
 }
 BENCHMARK(BM_CopyBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-std::vector<int32_t> RandomIds(int64_t count, uint32_t seed) {
-  std::vector<int32_t> ids(count);
-  for (int64_t i = 0; i < count; ++i) ids[i] = static_cast<int32_t>((seed + i * 7919u) % 50000u);
-  return ids;
-}
-
 void BM_Decode(benchmark::State& state) {
   const MambaModel& model = Model();
   const int64_t batch = state.range(0);

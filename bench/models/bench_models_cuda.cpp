@@ -54,12 +54,6 @@ MambaModel& Model(torch::ScalarType dtype) {
   return dtype == torch::kFloat32 ? *fp32 : *bf16;
 }
 
-std::vector<int32_t> Ids(int64_t count, uint32_t seed) {
-  std::vector<int32_t> ids(count);
-  for (int64_t i = 0; i < count; ++i) ids[i] = static_cast<int32_t>((seed + i * 7919u) % 50000u);
-  return ids;
-}
-
 // Args: batch, graphs (0/1), bf16 (0/1), host_logits (0/1).
 void BM_CudaDecode(benchmark::State& state) {
   const int64_t batch = state.range(0);
@@ -68,8 +62,8 @@ void BM_CudaDecode(benchmark::State& state) {
   MambaModel& model = Model(bf16 ? torch::kBFloat16 : torch::kFloat32);
   model.SetCudaGraphs(graphs);
   auto slots = model.NewState(batch);
-  for (int64_t slot = 0; slot < batch; ++slot) model.Prefill(*slots, slot, Ids(16, slot), false);
-  const std::vector<int32_t> tokens = Ids(batch, 99);
+  for (int64_t slot = 0; slot < batch; ++slot) model.Prefill(*slots, slot, RandomIds(16, slot), false);
+  const std::vector<int32_t> tokens = RandomIds(batch, 99);
   for (int i = 0; i < 3; ++i) model.Step(*slots, tokens);  // warm-up and capture
   torch::cuda::synchronize();
   for (auto _ : state) {
@@ -94,7 +88,7 @@ BENCHMARK(BM_CudaDecode)
 void BM_CudaPrefill(benchmark::State& state) {
   const MambaModel& model = Model(state.range(1) != 0 ? torch::kBFloat16 : torch::kFloat32);
   auto slots = model.NewState(1);
-  const std::vector<int32_t> ids = Ids(state.range(0), 5);
+  const std::vector<int32_t> ids = RandomIds(state.range(0), 5);
   model.Prefill(*slots, 0, ids, false);
   torch::cuda::synchronize();
   for (auto _ : state) {

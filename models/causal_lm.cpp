@@ -33,6 +33,17 @@ torch::Device DeviceFromName(const std::string& name) {
   throw std::invalid_argument("device '" + name + "' is not supported (cpu, cuda or cuda:N)");
 }
 
+torch::Tensor TokenIndex(std::span<const int32_t> ids, int64_t vocab_size, const std::string& model) {
+  for (int32_t id : ids) {
+    if (id < 0 || id >= vocab_size) {
+      throw std::invalid_argument(model + ": token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                                  std::to_string(vocab_size) + ")");
+    }
+  }
+  return torch::from_blob(const_cast<int32_t*>(ids.data()), {static_cast<int64_t>(ids.size())}, torch::kInt32)
+      .to(torch::kInt64);
+}
+
 void SetComputeThreads(int n) {
   if (n < 1) throw std::invalid_argument("threads must be >= 1, got " + std::to_string(n));
   kernels::SetCpuThreads(n);

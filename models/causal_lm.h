@@ -54,6 +54,10 @@ torch::ScalarType DTypeFromName(const std::string& name);
 // "cpu", "cuda" or "cuda:N"; throws std::invalid_argument when malformed or
 // when this build or machine has no such device.
 torch::Device DeviceFromName(const std::string& name);
+// `ids` as an int64 CPU tensor, ready for index_select on an embedding.
+// Throws std::invalid_argument, naming `model`, for an id outside
+// [0, vocab_size).
+torch::Tensor TokenIndex(std::span<const int32_t> ids, int64_t vocab_size, const std::string& model);
 // The CPU threads models compute with (the process-wide ATen pool); n >= 1.
 void SetComputeThreads(int n);
 

@@ -110,16 +110,19 @@ std::unique_ptr<CausalLM::State> GptNeoxModel::NewState(int64_t slots) const {
   return std::make_unique<GptNeoxState>(config_, slots, dtype_, max_context_);
 }
 
-torch::Tensor GptNeoxModel::Embed(std::span<const int32_t> ids) const {
-  for (int32_t id : ids) {
-    if (id < 0 || id >= config_.vocab_size) {
-      throw std::invalid_argument("gpt_neox: token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                                  std::to_string(config_.vocab_size) + ")");
-    }
+// The residual stream after a layer: attention and MLP side by side (Pythia)
+// or one after the other.
+torch::Tensor GptNeoxModel::AddAttentionAndMlp(const Layer& w, const torch::Tensor& hidden,
+                                               const torch::Tensor& attention) const {
+  if (config_.use_parallel_residual) {
+    return hidden + attention + Mlp(w, LayerNorm(hidden, w.ln2_weight, w.ln2_bias));
   }
-  torch::Tensor index = torch::from_blob(const_cast<int32_t*>(ids.data()), {static_cast<int64_t>(ids.size())}, torch::kInt32)
-                            .to(torch::kInt64);
-  return weights_.embed_in.index_select(0, index).to(torch::kFloat32);
+  torch::Tensor after_attention = hidden + attention;
+  return after_attention + Mlp(w, LayerNorm(after_attention, w.ln2_weight, w.ln2_bias));
+}
+
+torch::Tensor GptNeoxModel::Embed(std::span<const int32_t> ids) const {
+  return weights_.embed_in.index_select(0, TokenIndex(ids, config_.vocab_size, "gpt_neox")).to(torch::kFloat32);
 }
 
 std::pair<torch::Tensor, torch::Tensor> GptNeoxModel::RotaryAngles(const torch::Tensor& positions) const {
@@ -188,12 +191,7 @@ torch::Tensor GptNeoxModel::Prefill(State& state, int64_t slot, std::span<const 
     }
     torch::Tensor context = torch::cat(blocks, 1).transpose(0, 1).reshape({length, c.hidden_size});
     torch::Tensor attention = Linear(context, w.dense, w.dense_bias).to(torch::kFloat32);
-    if (c.use_parallel_residual) {
-      hidden = hidden + attention + Mlp(w, LayerNorm(hidden, w.ln2_weight, w.ln2_bias));
-    } else {
-      hidden = hidden + attention;
-      hidden = hidden + Mlp(w, LayerNorm(hidden, w.ln2_weight, w.ln2_bias));
-    }
+    hidden = AddAttentionAndMlp(w, hidden, attention);
   }
   s.lengths[slot] = length;
   return Logits(all_positions ? hidden : hidden.narrow(0, length - 1, 1));
@@ -232,12 +230,7 @@ torch::Tensor GptNeoxModel::Step(State& state, std::span<const int32_t> tokens) 
     torch::Tensor values = s.values[l].narrow(0, 0, n).narrow(2, 0, longest);
     torch::Tensor context = Attend(query.unsqueeze(2), keys, values, masked, scale).reshape({n, c.hidden_size});
     torch::Tensor attention = Linear(context, w.dense, w.dense_bias).to(torch::kFloat32);
-    if (c.use_parallel_residual) {
-      hidden = hidden + attention + Mlp(w, LayerNorm(hidden, w.ln2_weight, w.ln2_bias));
-    } else {
-      hidden = hidden + attention;
-      hidden = hidden + Mlp(w, LayerNorm(hidden, w.ln2_weight, w.ln2_bias));
-    }
+    hidden = AddAttentionAndMlp(w, hidden, attention);
   }
   for (int64_t i = 0; i < n; ++i) ++s.lengths[i];
   return Logits(hidden);

@@ -108,6 +108,7 @@ class GptNeoxModel : public CausalLM {
   torch::Tensor Rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const;
   torch::Tensor LayerNorm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) const;
   torch::Tensor Mlp(const Layer& w, const torch::Tensor& x) const;
+  torch::Tensor AddAttentionAndMlp(const Layer& w, const torch::Tensor& hidden, const torch::Tensor& attention) const;
   torch::Tensor Logits(const torch::Tensor& hidden) const;
 
   GptNeoxConfig config_;

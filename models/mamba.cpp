@@ -107,17 +107,6 @@ std::unique_ptr<CausalLM::State> MambaModel::NewState(int64_t slots) const {
   return std::make_unique<MambaState>(config_, slots, dtype_, device_);
 }
 
-torch::Tensor MambaModel::HostIds(std::span<const int32_t> ids) const {
-  for (int32_t id : ids) {
-    if (id < 0 || id >= config_.vocab_size) {
-      throw std::invalid_argument("mamba: token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                                  std::to_string(config_.vocab_size) + ")");
-    }
-  }
-  return torch::from_blob(const_cast<int32_t*>(ids.data()), {static_cast<int64_t>(ids.size())}, torch::kInt32)
-      .to(torch::kInt64);
-}
-
 torch::Tensor MambaModel::Embed(const torch::Tensor& ids) const {
   return weights_.embedding.index_select(0, ids).to(torch::kFloat32);
 }
@@ -134,7 +123,7 @@ torch::Tensor MambaModel::Prefill(State& state, int64_t slot, std::span<const in
   c10::InferenceMode inference;
   const MambaConfig& c = config_;
   const int64_t length = static_cast<int64_t>(ids.size());
-  torch::Tensor hidden = Embed(HostIds(ids).to(device_)).unsqueeze(0);  // (1, L, d_model), the fp32 residual stream
+  torch::Tensor hidden = Embed(TokenIndex(ids, config_.vocab_size, "mamba").to(device_)).unsqueeze(0);  // (1, L, d_model), the fp32 residual stream
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Layer& w = weights_.layers[l];
     torch::Tensor xz = Linear(RmsNorm(hidden, w.norm, c.norm_eps, dtype_), w.in_proj, w.in_proj_bias).transpose(1, 2);
@@ -164,7 +153,7 @@ torch::Tensor MambaModel::Step(State& state, std::span<const int32_t> tokens) co
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n < 1 || n > s.slots()) throw std::invalid_argument("mamba: step of " + std::to_string(n) + " tokens on " + std::to_string(s.slots()) + " slots");
   c10::InferenceMode inference;
-  torch::Tensor ids = HostIds(tokens);
+  torch::Tensor ids = TokenIndex(tokens, config_.vocab_size, "mamba");
   if (!device_.is_cuda() || !cuda_graphs_) return StepOnDevice(s, ids.to(device_));
 
   // CUDA: the first step of each batch size runs eagerly (the warm-up), the

@@ -97,8 +97,6 @@ class MambaModel : public CausalLM {
   int64_t MaxContext() const override { return 0; }
 
  private:
-  // Throws std::invalid_argument for ids outside the vocabulary; int64, CPU.
-  torch::Tensor HostIds(std::span<const int32_t> ids) const;
   torch::Tensor Embed(const torch::Tensor& ids) const;
   torch::Tensor StepOnDevice(State& state, const torch::Tensor& ids) const;
   torch::Tensor Logits(const torch::Tensor& hidden) const;

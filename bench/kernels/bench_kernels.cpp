@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "bench/threads_flag.h"
 #include "kernels/kernels.h"
 
 namespace thalamus::kernels {
@@ -91,30 +92,11 @@ void BM_ConvReference(benchmark::State& state) { RunConv(state, ReferenceCausalC
 BENCHMARK(BM_ConvOptimized)->Arg(2048)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_ConvReference)->Arg(2048)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
-// Consumes --threads=N before Google Benchmark sees the arguments.
-int TakeThreadsFlag(int* argc, char** argv) {
-  int threads = 2;
-  int kept = 1;
-  for (int i = 1; i < *argc; ++i) {
-    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
-      threads = std::atoi(argv[i] + 10);
-    } else {
-      argv[kept++] = argv[i];
-    }
-  }
-  *argc = kept;
-  return threads;
-}
-
 }  // namespace
 }  // namespace thalamus::kernels
 
 int main(int argc, char** argv) {
-  const int threads = thalamus::kernels::TakeThreadsFlag(&argc, argv);
-  if (threads < 1) {
-    std::fprintf(stderr, "--threads must be >= 1\n");
-    return 2;
-  }
+  const int threads = thalamus::bench::TakeThreadsFlag(&argc, argv);
   thalamus::kernels::SetCpuThreads(threads);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

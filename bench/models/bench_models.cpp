@@ -21,6 +21,7 @@
 #include <numeric>
 #include <vector>
 
+#include "bench/threads_flag.h"
 #include "kernels/kernels.h"
 #include "bench/models/model_shapes.h"
 #include "models/mamba.h"
@@ -139,29 +140,11 @@ void BM_Prefill(benchmark::State& state) {
 }
 BENCHMARK(BM_Prefill)->Arg(128)->Arg(512)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-int TakeThreadsFlag(int* argc, char** argv) {
-  int threads = 2;
-  int kept = 1;
-  for (int i = 1; i < *argc; ++i) {
-    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
-      threads = std::atoi(argv[i] + 10);
-    } else {
-      argv[kept++] = argv[i];
-    }
-  }
-  *argc = kept;
-  return threads;
-}
-
 }  // namespace
 }  // namespace thalamus::models
 
 int main(int argc, char** argv) {
-  const int threads = thalamus::models::TakeThreadsFlag(&argc, argv);
-  if (threads < 1) {
-    std::fprintf(stderr, "--threads must be >= 1\n");
-    return 2;
-  }
+  const int threads = thalamus::bench::TakeThreadsFlag(&argc, argv);
   thalamus::models::SetComputeThreads(threads);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

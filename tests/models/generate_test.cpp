@@ -8,23 +8,20 @@
 #include <set>
 
 #include "models/mamba.h"
-#include "models/safetensors.h"
+#include "tests/models/mamba_fixture.h"
 
 namespace thalamus::models {
 namespace {
 
-const std::string kDataDir = std::string(THALAMUS_TEST_DATA_DIR) + "/models";
-
-std::vector<int32_t> ExpectedIds(const std::string& name) {
-  torch::Tensor ids = SafeTensors::Open(kDataDir + "/mamba-tiny-expected.safetensors").Load(name, torch::kInt32);
-  return std::vector<int32_t>(ids.data_ptr<int32_t>(), ids.data_ptr<int32_t>() + ids.numel());
-}
+using testing_support::kMambaHfDir;
+using testing_support::MambaExpected;
+using testing_support::MambaExpectedIds;
 
 class GenerateTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    model_ = MambaModel::Load(kDataDir + "/mamba-tiny-hf").release();
-    tokenizer_ = new Tokenizer(Tokenizer::FromFile(kDataDir + "/mamba-tiny-hf/tokenizer.json"));
+    model_ = MambaModel::Load(kMambaHfDir).release();
+    tokenizer_ = new Tokenizer(Tokenizer::FromFile(kMambaHfDir + "/tokenizer.json"));
   }
   static void TearDownTestSuite() {
     delete model_;
@@ -55,19 +52,19 @@ Tokenizer* GenerateTest::tokenizer_ = nullptr;
 
 // transformers' generate(do_sample=False) on the same weights.
 TEST_F(GenerateTest, GreedyMatchesTransformers) {
-  GenerationResult result = RunOne(Request(ExpectedIds("greedy_prompt"), 16));
-  EXPECT_EQ(result.tokens, ExpectedIds("greedy_tokens"));
+  GenerationResult result = RunOne(Request(MambaExpectedIds("greedy_prompt"), 16));
+  EXPECT_EQ(result.tokens, MambaExpectedIds("greedy_tokens"));
   EXPECT_EQ(result.finish_reason, FinishReason::kLength);
   EXPECT_EQ(result.prompt_tokens, 11);
   EXPECT_EQ(result.text, tokenizer_->Decode(result.tokens, true));
 }
 
 TEST_F(GenerateTest, LogProbabilityIsOfThePlainSoftmax) {
-  std::vector<int32_t> prompt = ExpectedIds("ids_a");
+  std::vector<int32_t> prompt = MambaExpectedIds("ids_a");
   prompt.resize(5);
   GenerationResult result = RunOne(Request(prompt, 1));
   ASSERT_EQ(result.tokens.size(), 1u);
-  torch::Tensor logits = SafeTensors::Open(kDataDir + "/mamba-tiny-expected.safetensors").Load("logits_a")[4];
+  torch::Tensor logits = MambaExpected().Load("logits_a")[4];
   EXPECT_NEAR(result.logprob_sum, torch::log_softmax(logits.to(torch::kFloat64), 0)[result.tokens[0]].item<double>(), 1e-3);
   EXPECT_LT(result.logprob_sum, 0.0);
 }
@@ -110,10 +107,10 @@ TEST_F(GenerateTest, SeedsReproduce) {
 }
 
 TEST_F(GenerateTest, StopSequenceEndsTheTextBeforeIt) {
-  GenerationResult free_run = RunOne(Request(ExpectedIds("greedy_prompt"), 16));
+  GenerationResult free_run = RunOne(Request(MambaExpectedIds("greedy_prompt"), 16));
   ASSERT_GT(free_run.text.size(), 12u);
   const std::string stop = free_run.text.substr(6, 4);
-  GenerationRequest request = Request(ExpectedIds("greedy_prompt"), 16);
+  GenerationRequest request = Request(MambaExpectedIds("greedy_prompt"), 16);
   request.sampling.stop = {"never appears", stop};
   std::string streamed;
   request.on_text = [&](std::string_view piece) { streamed += piece; };
@@ -124,8 +121,8 @@ TEST_F(GenerateTest, StopSequenceEndsTheTextBeforeIt) {
 }
 
 TEST_F(GenerateTest, StopTokenIsNotPartOfTheOutput) {
-  std::vector<int32_t> greedy = ExpectedIds("greedy_tokens");
-  GenerationRequest request = Request(ExpectedIds("greedy_prompt"), 16);
+  std::vector<int32_t> greedy = MambaExpectedIds("greedy_tokens");
+  GenerationRequest request = Request(MambaExpectedIds("greedy_prompt"), 16);
   request.sampling.stop_tokens = {greedy[4]};
   GenerationResult result = RunOne(std::move(request));
   size_t first = std::find(greedy.begin(), greedy.end(), greedy[4]) - greedy.begin();

@@ -11,28 +11,19 @@
 #include "kernels/kernels.h"
 #include "models/generate.h"
 #include "models/mamba.h"
-#include "models/safetensors.h"
+#include "tests/models/mamba_fixture.h"
 
 namespace thalamus::models {
 namespace {
 
-const std::string kDataDir = std::string(THALAMUS_TEST_DATA_DIR) + "/models";
-const std::string kHfDir = kDataDir + "/mamba-tiny-hf";
+using testing_support::kMambaHfDir;
+using testing_support::MambaExpected;
+using testing_support::MambaExpectedIds;
 
 bool CudaUsable() { return kernels::CudaAvailable() && torch::cuda::is_available(); }
 
 #define SKIP_WITHOUT_CUDA() \
   if (!CudaUsable()) GTEST_SKIP() << "no CUDA kernels in this build or no GPU"
-
-const SafeTensors& Expected() {
-  static const SafeTensors expected = SafeTensors::Open(kDataDir + "/mamba-tiny-expected.safetensors");
-  return expected;
-}
-
-std::vector<int32_t> Ids(const std::string& name) {
-  torch::Tensor ids = Expected().Load(name, torch::kInt32);
-  return std::vector<int32_t>(ids.data_ptr<int32_t>(), ids.data_ptr<int32_t>() + ids.numel());
-}
 
 std::vector<int32_t> RandomIds(int64_t count, int64_t vocab, uint64_t seed) {
   torch::manual_seed(seed);
@@ -72,22 +63,22 @@ MambaConfig SmallConfig() {
 
 TEST(MambaCudaTest, FixtureLogitsMatchTransformers) {
   SKIP_WITHOUT_CUDA();
-  std::unique_ptr<MambaModel> model = MambaModel::Load(kHfDir, torch::kFloat32, torch::kCUDA);
+  std::unique_ptr<MambaModel> model = MambaModel::Load(kMambaHfDir, torch::kFloat32, torch::kCUDA);
   for (const char* which : {"a", "b"}) {
-    std::vector<int32_t> ids = Ids(std::string("ids_") + which);
+    std::vector<int32_t> ids = MambaExpectedIds(std::string("ids_") + which);
     auto state = model->NewState(1);
     torch::Tensor logits = model->Prefill(*state, 0, ids, true);
     EXPECT_TRUE(logits.is_cuda());
-    ExpectClose(logits, Expected().Load(std::string("logits_") + which), 6e-4, 2e-3, which);
+    ExpectClose(logits, MambaExpected().Load(std::string("logits_") + which), 6e-4, 2e-3, which);
   }
 }
 
 // Step by step through the graph path: the warm-up step, the captured step and replays.
 TEST(MambaCudaTest, GraphDecodeMatchesTransformers) {
   SKIP_WITHOUT_CUDA();
-  std::unique_ptr<MambaModel> model = MambaModel::Load(kHfDir, torch::kFloat32, torch::kCUDA);
-  std::vector<int32_t> ids = Ids("ids_a");
-  torch::Tensor expected = Expected().Load("logits_a");
+  std::unique_ptr<MambaModel> model = MambaModel::Load(kMambaHfDir, torch::kFloat32, torch::kCUDA);
+  std::vector<int32_t> ids = MambaExpectedIds("ids_a");
+  torch::Tensor expected = MambaExpected().Load("logits_a");
   for (size_t prompt : {size_t{1}, size_t{3}, size_t{7}}) {
     auto state = model->NewState(1);
     ExpectClose(model->Prefill(*state, 0, std::span(ids).first(prompt), false), expected.narrow(0, prompt - 1, 1),
@@ -152,16 +143,16 @@ TEST(MambaCudaTest, GraphStepsEqualEagerSteps) {
 
 TEST(MambaCudaTest, GreedyGenerationMatchesTransformers) {
   SKIP_WITHOUT_CUDA();
-  std::unique_ptr<MambaModel> model = MambaModel::Load(kHfDir, torch::kFloat32, torch::kCUDA);
-  const Tokenizer tokenizer = Tokenizer::FromFile(kHfDir + "/tokenizer.json");
+  std::unique_ptr<MambaModel> model = MambaModel::Load(kMambaHfDir, torch::kFloat32, torch::kCUDA);
+  const Tokenizer tokenizer = Tokenizer::FromFile(kMambaHfDir + "/tokenizer.json");
   std::vector<GenerationRequest> requests(3);
   for (auto& request : requests) {
-    request.prompt = Ids("greedy_prompt");
+    request.prompt = MambaExpectedIds("greedy_prompt");
     request.sampling.max_tokens = 16;
   }
   requests[1].sampling.max_tokens = 5;  // leaves early: the batch shrinks from 3 to 2 mid-generation
   const auto results = Generate(*model, tokenizer, std::move(requests), 3);
-  const std::vector<int32_t> expected = Ids("greedy_tokens");
+  const std::vector<int32_t> expected = MambaExpectedIds("greedy_tokens");
   ASSERT_EQ(results.size(), 3u);
   EXPECT_EQ(results[0].tokens, expected);
   EXPECT_EQ(results[1].tokens, std::vector<int32_t>(expected.begin(), expected.begin() + 5));

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "models/safetensors.h"
+#include "tests/models/mamba_fixture.h"
 #include "tests/models/safetensors_writer.h"
 
 namespace thalamus::models {
@@ -17,21 +18,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kDataDir = std::string(THALAMUS_TEST_DATA_DIR) + "/models";
-const std::string kHfDir = kDataDir + "/mamba-tiny-hf";
-const std::string kStateSpacesDir = kDataDir + "/mamba-tiny-ss";
-
-// Logits of transformers' MambaForCausalLM on the same weights
-// (tools/fixtures/make_model_fixtures.py).
-const SafeTensors& Expected() {
-  static const SafeTensors expected = SafeTensors::Open(kDataDir + "/mamba-tiny-expected.safetensors");
-  return expected;
-}
-
-std::vector<int32_t> Ids(const std::string& name) {
-  torch::Tensor ids = Expected().Load(name, torch::kInt32);
-  return std::vector<int32_t>(ids.data_ptr<int32_t>(), ids.data_ptr<int32_t>() + ids.numel());
-}
+using testing_support::kMambaHfDir;
+using testing_support::kMambaStateSpacesDir;
+using testing_support::MambaExpected;
+using testing_support::MambaExpectedIds;
 
 void ExpectClose(const torch::Tensor& actual, const torch::Tensor& expected, const std::string& what) {
   ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
@@ -45,18 +35,18 @@ TEST_P(MambaFidelityTest, PrefillLogitsMatchTransformers) {
   std::unique_ptr<MambaModel> model = MambaModel::Load(GetParam());
   EXPECT_EQ(model->VocabSize(), 1008);
   for (const char* which : {"a", "b"}) {
-    std::vector<int32_t> ids = Ids(std::string("ids_") + which);
+    std::vector<int32_t> ids = MambaExpectedIds(std::string("ids_") + which);
     auto state = model->NewState(1);
-    ExpectClose(model->Prefill(*state, 0, ids, true), Expected().Load(std::string("logits_") + which), which);
+    ExpectClose(model->Prefill(*state, 0, ids, true), MambaExpected().Load(std::string("logits_") + which), which);
     torch::Tensor last = model->Prefill(*state, 0, ids, false);
-    ExpectClose(last, Expected().Load(std::string("logits_") + which).narrow(0, ids.size() - 1, 1), which);
+    ExpectClose(last, MambaExpected().Load(std::string("logits_") + which).narrow(0, ids.size() - 1, 1), which);
   }
 }
 
 TEST_P(MambaFidelityTest, StepByStepDecodeMatchesPrefill) {
   std::unique_ptr<MambaModel> model = MambaModel::Load(GetParam());
-  std::vector<int32_t> ids = Ids("ids_a");
-  torch::Tensor expected = Expected().Load("logits_a");
+  std::vector<int32_t> ids = MambaExpectedIds("ids_a");
+  torch::Tensor expected = MambaExpected().Load("logits_a");
   for (size_t prompt : {size_t{1}, size_t{3}, size_t{7}}) {  // shorter and longer than the conv window
     auto state = model->NewState(1);
     ExpectClose(model->Prefill(*state, 0, std::span(ids).first(prompt), false), expected.narrow(0, prompt - 1, 1), "prefill");
@@ -66,16 +56,16 @@ TEST_P(MambaFidelityTest, StepByStepDecodeMatchesPrefill) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(BothNamings, MambaFidelityTest, ::testing::Values(kHfDir, kStateSpacesDir),
-                         [](const auto& info) { return info.param == kHfDir ? std::string("transformers") : std::string("state_spaces"); });
+INSTANTIATE_TEST_SUITE_P(BothNamings, MambaFidelityTest, ::testing::Values(kMambaHfDir, kMambaStateSpacesDir),
+                         [](const auto& info) { return info.param == kMambaHfDir ? std::string("transformers") : std::string("state_spaces"); });
 
 TEST(MambaTest, BatchedStepMatchesSingleSequences) {
-  std::unique_ptr<MambaModel> model = MambaModel::Load(kHfDir);
-  std::vector<int32_t> a = Ids("ids_a"), b = Ids("ids_b");
+  std::unique_ptr<MambaModel> model = MambaModel::Load(kMambaHfDir);
+  std::vector<int32_t> a = MambaExpectedIds("ids_a"), b = MambaExpectedIds("ids_b");
   auto state = model->NewState(3);
   model->Prefill(*state, 0, std::span(a).first(10), false);
   model->Prefill(*state, 1, std::span(b).first(1), false);
-  torch::Tensor expected_a = Expected().Load("logits_a"), expected_b = Expected().Load("logits_b");
+  torch::Tensor expected_a = MambaExpected().Load("logits_a"), expected_b = MambaExpected().Load("logits_b");
   for (int t = 0; t < 4; ++t) {
     std::vector<int32_t> tokens = {a[10 + t], b[1 + t]};
     torch::Tensor logits = model->Step(*state, tokens);
@@ -88,8 +78,8 @@ TEST(MambaTest, BatchedStepMatchesSingleSequences) {
 }
 
 TEST(MambaTest, ReadsBothConfigNamings) {
-  MambaConfig hf = MambaConfig::FromFile(kHfDir + "/config.json");
-  MambaConfig ss = MambaConfig::FromFile(kStateSpacesDir + "/config.json");
+  MambaConfig hf = MambaConfig::FromFile(kMambaHfDir + "/config.json");
+  MambaConfig ss = MambaConfig::FromFile(kMambaStateSpacesDir + "/config.json");
   for (const MambaConfig* c : {&hf, &ss}) {
     EXPECT_EQ(c->d_model, 64);
     EXPECT_EQ(c->n_layer, 2);
@@ -103,13 +93,13 @@ TEST(MambaTest, ReadsBothConfigNamings) {
 }
 
 TEST(MambaTest, Bfloat16RunsCloseToFloat32) {
-  std::unique_ptr<MambaModel> model = MambaModel::Load(kHfDir, torch::kBFloat16);
-  std::vector<int32_t> ids = Ids("ids_b");
+  std::unique_ptr<MambaModel> model = MambaModel::Load(kMambaHfDir, torch::kBFloat16);
+  std::vector<int32_t> ids = MambaExpectedIds("ids_b");
   auto state = model->NewState(1);
   torch::Tensor logits = model->Prefill(*state, 0, ids, true);
   EXPECT_EQ(logits.scalar_type(), torch::kFloat32);
   // bf16 keeps ~3 significant digits per operation: compare relative error norms.
-  torch::Tensor expected = Expected().Load("logits_b");
+  torch::Tensor expected = MambaExpected().Load("logits_b");
   float relative = ((logits - expected).norm() / expected.norm()).item<float>();
   EXPECT_LT(relative, 0.03f) << relative;
   EXPECT_GT(relative, 0.0f);  // it really ran in bfloat16
@@ -119,7 +109,7 @@ TEST(MambaTest, Bfloat16RunsCloseToFloat32) {
 }
 
 TEST(MambaTest, RejectsIdsOutsideTheVocabulary) {
-  std::unique_ptr<MambaModel> model = MambaModel::Load(kHfDir);
+  std::unique_ptr<MambaModel> model = MambaModel::Load(kMambaHfDir);
   auto state = model->NewState(1);
   EXPECT_THROW(model->Prefill(*state, 0, std::vector<int32_t>{1, 1008}, false), std::invalid_argument);
   EXPECT_THROW(model->Prefill(*state, 0, std::vector<int32_t>{-1}, false), std::invalid_argument);
@@ -135,13 +125,13 @@ class MambaBrokenCheckpointTest : public ::testing::Test {
     dir_ = fs::temp_directory_path() / ("mamba_test_" + std::to_string(::getpid()) + "_" +
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
-    fs::copy_file(kStateSpacesDir + "/config.json", dir_ / "config.json");
+    fs::copy_file(kMambaStateSpacesDir + "/config.json", dir_ / "config.json");
   }
   void TearDown() override { fs::remove_all(dir_); }
 
   // The fixture's tensors, with `edit` applied to the list.
   void WriteWeights(const std::function<void(std::vector<testing_support::RawTensor>&)>& edit) {
-    SafeTensors good = SafeTensors::Open(kStateSpacesDir + "/model.safetensors");
+    SafeTensors good = SafeTensors::Open(kMambaStateSpacesDir + "/model.safetensors");
     std::vector<testing_support::RawTensor> tensors;
     for (const std::string& name : good.Names()) {
       tensors.push_back({name, "F32", good.Shape(name), testing_support::Bytes(good.Load(name))});

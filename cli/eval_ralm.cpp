@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <iostream>
 #include <sstream>
 
 #include <boost/program_options.hpp>
@@ -15,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/eval_http.h"
 #include "cli/eval_metrics.h"
+#include "cli/parse_options.h"
 #include "config/config.h"
 
 namespace thalamus::cli {
@@ -149,24 +149,18 @@ int RunEval(int argc, char** argv) {
   po::variables_map vars;
   std::vector<int> ks;
   HttpEndpoint router;
-  try {
-    po::store(po::parse_command_line(argc, argv, options), vars);
-    if (vars.count("help")) {
-      std::cout << options;
-      return 0;
-    }
-    po::notify(vars);
-    ks = ParseKs(vars["k"].as<std::string>());
-    if (max_tokens < 1 || timeout_ms < 1 || limit < 0 || temperature < 0) throw po::error("numeric options out of range");
-    if (vars.count("router")) {
-      router = ParseHttpUrl(vars["router"].as<std::string>());
-    } else {
-      const config::Config cfg = vars.count("config") ? config::LoadFile(vars["config"].as<std::string>()) : config::LoadDefault();
-      router = {cfg.http.host == "0.0.0.0" ? "127.0.0.1" : cfg.http.host, std::to_string(cfg.http.port), ""};
-    }
-  } catch (const std::exception& e) {
-    std::cerr << "thalamus eval ralm: " << e.what() << "\n" << options;
-    return 2;
+  if (auto exit_code = ParseOptions(argc, argv, "thalamus eval ralm", options, vars, [&] {
+        ks = ParseKs(vars["k"].as<std::string>());
+        if (max_tokens < 1 || timeout_ms < 1 || limit < 0 || temperature < 0) throw po::error("numeric options out of range");
+        if (vars.count("router")) {
+          router = ParseHttpUrl(vars["router"].as<std::string>());
+        } else {
+          const config::Config cfg =
+              vars.count("config") ? config::LoadFile(vars["config"].as<std::string>()) : config::LoadDefault();
+          router = {cfg.http.host == "0.0.0.0" ? "127.0.0.1" : cfg.http.host, std::to_string(cfg.http.port), ""};
+        }
+      })) {
+    return *exit_code;
   }
   try {
     std::vector<Question> questions = ReadQuestions(vars["data"].as<std::string>());

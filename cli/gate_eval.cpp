@@ -5,13 +5,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <iostream>
 #include <set>
 
 #include <boost/program_options.hpp>
 
 #include "cli/commands.h"
 #include "cli/eval_metrics.h"
+#include "cli/parse_options.h"
 #include "config/config.h"
 #include "retrieval/embedder.h"
 #include "router/gate_model.h"
@@ -84,17 +84,10 @@ int RunGateEval(int argc, char** argv) {
       ("train", po::value<std::string>(), "the training examples, for the nearest-example baseline")
       ("bins", po::value(&bins)->default_value(bins), "calibration bins");
   po::variables_map vars;
-  try {
-    po::store(po::parse_command_line(argc, argv, options), vars);
-    if (vars.count("help")) {
-      std::cout << options;
-      return 0;
-    }
-    po::notify(vars);
-    if (bins < 1 || bins > 1000) throw po::error("--bins must be in [1, 1000]");
-  } catch (const po::error& e) {
-    std::cerr << "thalamus gate eval: " << e.what() << "\n" << options;
-    return 2;
+  if (auto exit_code = ParseOptions(argc, argv, "thalamus gate eval", options, vars, [&] {
+        if (bins < 1 || bins > 1000) throw po::error("--bins must be in [1, 1000]");
+      })) {
+    return *exit_code;
   }
   try {
     const config::Config cfg =

@@ -2,12 +2,12 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <iostream>
 #include <map>
 
 #include <boost/program_options.hpp>
 
 #include "cli/commands.h"
+#include "cli/parse_options.h"
 #include "config/config.h"
 #include "router/gate_model.h"
 
@@ -36,20 +36,13 @@ int RunGateTrain(int argc, char** argv) {
        "weight of the load-balancing term N * sum_i f_i * P_i")
       ("seed", po::value(&train.seed)->default_value(train.seed), "random seed");
   po::variables_map vars;
-  try {
-    po::store(po::parse_command_line(argc, argv, options), vars);
-    if (vars.count("help")) {
-      std::cout << options;
-      return 0;
-    }
-    po::notify(vars);
-    if (train.hidden < 1 || train.epochs < 1 || train.batch_size < 1 || train.learning_rate <= 0 ||
-        train.balance_weight < 0 || train.dropout < 0 || train.dropout >= 1) {
-      throw po::error("--hidden, --epochs and --batch-size must be >= 1, --lr > 0, --balance-weight >= 0, --dropout in [0, 1)");
-    }
-  } catch (const po::error& e) {
-    std::cerr << "thalamus gate train: " << e.what() << "\n" << options;
-    return 2;
+  if (auto exit_code = ParseOptions(argc, argv, "thalamus gate train", options, vars, [&] {
+        if (train.hidden < 1 || train.epochs < 1 || train.batch_size < 1 || train.learning_rate <= 0 ||
+            train.balance_weight < 0 || train.dropout < 0 || train.dropout >= 1) {
+          throw po::error("--hidden, --epochs and --batch-size must be >= 1, --lr > 0, --balance-weight >= 0, --dropout in [0, 1)");
+        }
+      })) {
+    return *exit_code;
   }
   try {
     const config::Config cfg =

@@ -2,11 +2,11 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <iostream>
 
 #include <boost/program_options.hpp>
 
 #include "cli/commands.h"
+#include "cli/parse_options.h"
 #include "models/generate.h"
 #include "models/load_causal_lm.h"
 
@@ -43,19 +43,10 @@ int RunGenerate(int argc, char** argv) {
       ("dtype", po::value<std::string>()->default_value("float32"), "float32 or bfloat16")
       ("threads", po::value<int>(), "compute threads (default: all cores)");
   po::variables_map vars;
-  try {
-    po::store(po::parse_command_line(argc, argv, options), vars);
-  } catch (const po::error& e) {
-    std::cerr << "thalamus generate: " << e.what() << "\n" << options;
-    return 2;
-  }
-  if (vars.count("help")) {
-    std::cout << options;
-    return 0;
-  }
-  if (!vars.count("model") || !vars.count("prompt")) {
-    std::cerr << "thalamus generate: --model and --prompt are required\n" << options;
-    return 2;
+  if (auto exit_code = ParseOptions(argc, argv, "thalamus generate", options, vars, [&] {
+        if (!vars.count("model") || !vars.count("prompt")) throw po::error("--model and --prompt are required");
+      })) {
+    return *exit_code;
   }
   try {
     const std::string model_dir = vars["model"].as<std::string>();

@@ -13,6 +13,7 @@
 #include <boost/program_options.hpp>
 
 #include "cli/commands.h"
+#include "cli/parse_options.h"
 #include "config/config.h"
 #include "retrieval/domain_config.h"
 #include "retrieval/retrieval.h"
@@ -143,17 +144,7 @@ int RunIngest(int argc, char** argv) {
   po::positional_options_description positional;
   positional.add("paths", -1);
   po::variables_map vars;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(options).positional(positional).run(), vars);
-    po::notify(vars);
-  } catch (const po::error& e) {
-    std::cerr << "thalamus ingest: " << e.what() << "\n\n" << options;
-    return 2;
-  }
-  if (vars.count("help")) {
-    std::cout << options;
-    return 0;
-  }
+  if (auto exit_code = ParseOptions(argc, argv, "thalamus ingest", options, vars, {}, &positional)) return *exit_code;
   try {
     return Run(vars);
   } catch (const std::invalid_argument& e) {

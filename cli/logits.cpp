@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/parse_options.h"
 #include "models/load_causal_lm.h"
 
 namespace thalamus::cli {
@@ -19,19 +20,10 @@ int RunLogits(int argc, char** argv) {
       ("dtype", po::value<std::string>()->default_value("float32"), "float32 or bfloat16")
       ("threads", po::value<int>(), "compute threads (default: all cores)");
   po::variables_map vars;
-  try {
-    po::store(po::parse_command_line(argc, argv, options), vars);
-  } catch (const po::error& e) {
-    std::cerr << "thalamus logits: " << e.what() << "\n" << options;
-    return 2;
-  }
-  if (vars.count("help")) {
-    std::cout << options;
-    return 0;
-  }
-  if (!vars.count("model") || !vars.count("ids")) {
-    std::cerr << "thalamus logits: --model and --ids are required\n" << options;
-    return 2;
+  if (auto exit_code = ParseOptions(argc, argv, "thalamus logits", options, vars, [&] {
+        if (!vars.count("model") || !vars.count("ids")) throw po::error("--model and --ids are required");
+      })) {
+    return *exit_code;
   }
   try {
     std::vector<int32_t> ids = ParseIdList(vars["ids"].as<std::string>());

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/parse_options.h"
 #include "models/tokenizer.h"
 
 namespace thalamus::cli {
@@ -42,19 +43,10 @@ int RunTokenize(int argc, char** argv) {
       ("decode", po::value<std::string>(), "comma-separated ids to decode, e.g. 12,345")
       ("skip-special", "when decoding, leave out special tokens");
   po::variables_map vars;
-  try {
-    po::store(po::parse_command_line(argc, argv, options), vars);
-  } catch (const po::error& e) {
-    std::cerr << "thalamus tokenize: " << e.what() << "\n" << options;
-    return 2;
-  }
-  if (vars.count("help")) {
-    std::cout << options;
-    return 0;
-  }
-  if (!vars.count("tokenizer") || vars.count("text") == vars.count("decode")) {
-    std::cerr << "thalamus tokenize: give --tokenizer and exactly one of --text or --decode\n" << options;
-    return 2;
+  if (auto exit_code = ParseOptions(argc, argv, "thalamus tokenize", options, vars, [&] {
+        if (!vars.count("tokenizer") || vars.count("text") == vars.count("decode")) throw po::error("give --tokenizer and exactly one of --text or --decode");
+      })) {
+    return *exit_code;
   }
   try {
     models::Tokenizer tokenizer = models::Tokenizer::FromFile(vars["tokenizer"].as<std::string>());

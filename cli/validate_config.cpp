@@ -1,9 +1,9 @@
 #include <cstdio>
-#include <iostream>
 
 #include <boost/program_options.hpp>
 
 #include "cli/commands.h"
+#include "cli/parse_options.h"
 #include "config/config.h"
 
 namespace thalamus::cli {
@@ -13,16 +13,7 @@ int RunValidateConfig(int argc, char** argv) {
   po::options_description options("thalamus config: load a config file and report the first error");
   options.add_options()("help,h", "show this help")("config", po::value<std::string>(), "config file (default: the embedded default)");
   po::variables_map vars;
-  try {
-    po::store(po::parse_command_line(argc, argv, options), vars);
-  } catch (const po::error& e) {
-    std::cerr << "thalamus config: " << e.what() << "\n" << options;
-    return 2;
-  }
-  if (vars.count("help")) {
-    std::cout << options;
-    return 0;
-  }
+  if (auto exit_code = ParseOptions(argc, argv, "thalamus config", options, vars)) return *exit_code;
   try {
     config::Config cfg = vars.count("config") ? config::LoadFile(vars["config"].as<std::string>()) : config::LoadDefault();
     std::printf("%s: ok, %zu expert service(s)\n", cfg.file.c_str(), cfg.experts.size());

@@ -16,42 +16,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-class ConfigReader {
- public:
-  ConfigReader(std::string path) : path_(std::move(path)) {}
-
-  std::runtime_error Error(const std::string& key, const std::string& message) const {
-    return std::runtime_error("gpt_neox: " + path_ + ": " + key + ": " + message);
-  }
-  static bool Present(const json& object, const std::string& key) { return object.contains(key) && !object[key].is_null(); }
-  int64_t Int(const json& object, const std::string& key, std::optional<int64_t> fallback = std::nullopt) const {
-    if (!Present(object, key)) {
-      if (fallback) return *fallback;
-      throw Error(key, "missing");
-    }
-    if (!object[key].is_number_integer()) throw Error(key, "must be an integer, got " + object[key].dump());
-    int64_t value = object[key].get<int64_t>();
-    if (value < 1) throw Error(key, "must be >= 1, got " + std::to_string(value));
-    return value;
-  }
-  bool Bool(const json& object, const std::string& key, bool fallback) const {
-    if (!Present(object, key)) return fallback;
-    if (!object[key].is_boolean()) throw Error(key, "must be true or false, got " + object[key].dump());
-    return object[key].get<bool>();
-  }
-  double Number(const json& object, const std::string& key, double fallback) const {
-    if (!Present(object, key)) return fallback;
-    if (!object[key].is_number()) throw Error(key, "must be a number, got " + object[key].dump());
-    return object[key].get<double>();
-  }
-  void Expect(const json& object, const std::string& key, const json& allowed, const std::string& why) const {
-    if (Present(object, key) && object[key] != allowed) throw Error(key, object[key].dump() + " is not supported (" + why + ")");
-  }
-
- private:
-  std::string path_;
-};
-
 // Pythia's config.json says rotary_pct and rotary_emb_base; transformers >= 4.5x
 // writes rope_parameters {rope_theta, partial_rotary_factor}, which win when both exist.
 void ReadRotary(const ConfigReader& in, const json& root, GptNeoxConfig& config) {
@@ -127,7 +91,7 @@ GptNeoxModel::Layer ReadLayer(WeightReader& reader, const GptNeoxConfig& c, int6
 
 GptNeoxConfig GptNeoxConfig::FromFile(const std::string& path) {
   const json root = ReadJsonObject(path, "gpt_neox");
-  ConfigReader in(path);
+  ConfigReader in("gpt_neox", path);
   in.Expect(root, "model_type", "gpt_neox", "this is a GPT-NeoX implementation");
   in.Expect(root, "hidden_act", "gelu", "only the exact GELU of Pythia and Dolly");
   GptNeoxConfig config;

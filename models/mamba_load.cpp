@@ -16,53 +16,14 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-class ConfigReader {
- public:
-  ConfigReader(const json& root, std::string path) : root_(root), path_(std::move(path)) {}
-
-  std::runtime_error Error(const std::string& key, const std::string& message) const {
-    return std::runtime_error("mamba: " + path_ + ": " + key + ": " + message);
-  }
-  int64_t Int(const json& object, const std::string& key, std::optional<int64_t> fallback = std::nullopt) const {
-    if (!object.contains(key) || object[key].is_null()) {
-      if (fallback) return *fallback;
-      throw Error(key, "missing");
-    }
-    if (!object[key].is_number_integer()) throw Error(key, "must be an integer, got " + object[key].dump());
-    int64_t value = object[key].get<int64_t>();
-    if (value < 1) throw Error(key, "must be >= 1, got " + std::to_string(value));
-    return value;
-  }
-  bool Bool(const json& object, const std::string& key, bool fallback) const {
-    if (!object.contains(key) || object[key].is_null()) return fallback;
-    if (!object[key].is_boolean()) throw Error(key, "must be true or false, got " + object[key].dump());
-    return object[key].get<bool>();
-  }
-  double Number(const json& object, const std::string& key, double fallback) const {
-    if (!object.contains(key) || object[key].is_null()) return fallback;
-    if (!object[key].is_number()) throw Error(key, "must be a number, got " + object[key].dump());
-    return object[key].get<double>();
-  }
-  // "auto" (ceil(d_model / 16)) or a positive integer.
-  int64_t Rank(const json& object, const std::string& key, int64_t d_model) const {
-    if (!object.contains(key) || object[key] == "auto") return (d_model + 15) / 16;
-    return Int(object, key);
-  }
-  void Expect(const json& object, const std::string& key, const json& allowed, const std::string& why) const {
-    if (object.contains(key) && !object[key].is_null() && object[key] != allowed) {
-      throw Error(key, object[key].dump() + " is not supported (" + why + ")");
-    }
-  }
-  const json& root() const { return root_; }
-
- private:
-  const json& root_;
-  std::string path_;
-};
+// dt_rank: "auto" (ceil(d_model / 16)), absent (the same) or a positive integer.
+int64_t DtRank(const ConfigReader& in, const json& object, const std::string& key, int64_t d_model) {
+  if (!object.contains(key) || object[key] == "auto") return (d_model + 15) / 16;
+  return in.Int(object, key);
+}
 
 // state-spaces/mamba: MambaConfig of mamba_ssm (d_model, n_layer, ssm_cfg, ...).
-void ReadStateSpaces(const ConfigReader& in, MambaConfig& config) {
-  const json& root = in.root();
+void ReadStateSpaces(const ConfigReader& in, const json& root, MambaConfig& config) {
   config.d_model = in.Int(root, "d_model");
   config.n_layer = in.Int(root, "n_layer");
   int64_t vocab = in.Int(root, "vocab_size");
@@ -79,14 +40,13 @@ void ReadStateSpaces(const ConfigReader& in, MambaConfig& config) {
   config.d_conv = in.Int(ssm, "d_conv", 4);
   config.expand = in.Int(ssm, "expand", 2);
   config.d_inner = config.expand * config.d_model;
-  config.dt_rank = in.Rank(ssm, "dt_rank", config.d_model);
+  config.dt_rank = DtRank(in, ssm, "dt_rank", config.d_model);
   config.bias = in.Bool(ssm, "bias", false);
   config.conv_bias = in.Bool(ssm, "conv_bias", true);
 }
 
 // transformers' MambaConfig (hidden_size, state_size, num_hidden_layers, ...).
-void ReadTransformers(const ConfigReader& in, MambaConfig& config) {
-  const json& root = in.root();
+void ReadTransformers(const ConfigReader& in, const json& root, MambaConfig& config) {
   in.Expect(root, "model_type", "mamba", "only Mamba-1 (model_type mamba)");
   in.Expect(root, "hidden_act", "silu", "Mamba uses SiLU");
   config.d_model = in.Int(root, "hidden_size");
@@ -96,7 +56,7 @@ void ReadTransformers(const ConfigReader& in, MambaConfig& config) {
   config.d_conv = in.Int(root, "conv_kernel", 4);
   config.expand = in.Int(root, "expand", 2);
   config.d_inner = in.Int(root, "intermediate_size", config.expand * config.d_model);
-  config.dt_rank = in.Rank(root, "time_step_rank", config.d_model);
+  config.dt_rank = DtRank(in, root, "time_step_rank", config.d_model);
   config.bias = in.Bool(root, "use_bias", false);
   config.conv_bias = in.Bool(root, "use_conv_bias", true);
   config.norm_eps = in.Number(root, "layer_norm_epsilon", 1e-5);
@@ -159,12 +119,12 @@ MambaModel::Layer ReadLayer(WeightReader& reader, const MambaConfig& c, int64_t 
 
 MambaConfig MambaConfig::FromFile(const std::string& path) {
   const json root = ReadJsonObject(path, "mamba");
-  ConfigReader reader(root, path);
+  const ConfigReader reader("mamba", path);
   MambaConfig config;
   if (root.contains("d_model")) {
-    ReadStateSpaces(reader, config);
+    ReadStateSpaces(reader, root, config);
   } else if (root.contains("hidden_size")) {
-    ReadTransformers(reader, config);
+    ReadTransformers(reader, root, config);
   } else {
     throw std::runtime_error("mamba: " + path + ": neither a state-spaces (d_model) nor a transformers (hidden_size) Mamba config");
   }

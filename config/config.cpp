@@ -27,7 +27,7 @@ const std::map<std::string, std::set<std::string>> kKindKeys = {
 void ParseHttp(const MapReader& map, HttpConfig& http) {
   http.host = map.String("host", http.host);
   http.port = map.Int("port", http.port, 0, 65535);
-  http.threads = map.Int("threads", http.threads, 1, 256);
+  http.threads = map.Int("threads", http.threads, 0, 256);
   http.max_body_bytes = static_cast<size_t>(map.Int("max_body_bytes", static_cast<int>(http.max_body_bytes), 1024, 1 << 30));
   map.RejectUnknown();
 }

@@ -24,7 +24,7 @@ class ConfigError : public std::runtime_error {
 struct HttpConfig {
   std::string host = "127.0.0.1";
   int port = 8080;                      // 0: an ephemeral port
-  int threads = 2;
+  int threads = 0;                      // 0: on the router's event loop thread
   size_t max_body_bytes = 1 << 20;
 };
 

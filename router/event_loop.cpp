@@ -1,34 +1,84 @@
 #include "router/event_loop.h"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
-#include <stdexcept>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <future>
 
 namespace thalamus::router {
 
-EventLoop::EventLoop() : wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-  if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
-  items_.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
-  handlers_.push_back([this] {
-    uint64_t count;
-    [[maybe_unused]] ssize_t n = read(wake_fd_, &count, sizeof(count));
-    RunPosted();
+namespace net = boost::asio;
+
+struct EventLoop::Watch {
+  zmq::socket_t* socket;
+  net::posix::stream_descriptor descriptor;
+  std::function<void()> on_readable;
+};
+
+EventLoop::EventLoop() = default;
+
+EventLoop::~EventLoop() { Stop(); }
+
+void EventLoop::AddSocket(zmq::socket_t& socket, std::function<void()> on_readable) {
+  const int fd = socket.get(zmq::sockopt::fd);
+  watches_.push_back(std::make_unique<Watch>(Watch{&socket, net::posix::stream_descriptor(io_, fd),
+                                                   std::move(on_readable)}));
+  Wait(*watches_.back());
+}
+
+void EventLoop::Wait(Watch& watch) {
+  watch.descriptor.async_wait(net::posix::stream_descriptor::wait_read, [this, &watch](boost::system::error_code ec) {
+    if (ec) return;  // the loop stopped watching
+    // Arm before draining: input that arrives while we drain then finds a
+    // waiter for its edge; input that arrived before is drained below.
+    Wait(watch);
+    DrainIfReadable(watch);
   });
 }
 
-EventLoop::~EventLoop() {
-  Stop();
-  close(wake_fd_);
+void EventLoop::DrainIfReadable(Watch& watch) {
+  // Reading ZMQ_EVENTS also makes ZeroMQ take in its pending commands, which
+  // re-arms ZMQ_FD for the next edge.
+  while (watch.socket->get(zmq::sockopt::events) & ZMQ_POLLIN) watch.on_readable();
 }
 
-void EventLoop::AddSocket(zmq::socket_t& socket, std::function<void()> on_readable) {
-  items_.push_back({socket.handle(), 0, ZMQ_POLLIN, 0});
-  handlers_.push_back(std::move(on_readable));
+void EventLoop::RecheckSockets() {
+  if (recheck_posted_) return;
+  recheck_posted_ = true;
+  net::post(io_, [this] {
+    recheck_posted_ = false;
+    for (auto& watch : watches_) DrainIfReadable(*watch);
+  });
 }
 
 void EventLoop::RunAt(Clock::time_point when, std::function<void()> fn) {
   timers_.push(Timer{when, timer_order_++, std::move(fn)});
+  if (!timer_armed_for_ || when < *timer_armed_for_) ArmTimer();
+}
+
+void EventLoop::ArmTimer() {
+  if (timers_.empty()) {
+    timer_armed_for_.reset();
+    return;
+  }
+  timer_armed_for_ = timers_.top().when;
+  // Re-arming cancels the previous wait, whose handler then sees
+  // operation_aborted and leaves everything to this one.
+  timer_.expires_at(*timer_armed_for_);
+  timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    RunDueTimers();
+    ArmTimer();
+  });
+}
+
+void EventLoop::RunDueTimers() {
+  const auto now = Clock::now();
+  while (!timers_.empty() && timers_.top().when <= now) {
+    std::function<void()> fn = std::move(const_cast<Timer&>(timers_.top()).fn);
+    timers_.pop();
+    fn();
+  }
 }
 
 void EventLoop::Every(std::chrono::milliseconds period, std::function<void()> fn) {
@@ -42,56 +92,45 @@ void EventLoop::Every(std::chrono::milliseconds period, std::function<void()> fn
   RunAt(Clock::now() + period, [tick] { (*tick)(); });
 }
 
-void EventLoop::Post(std::function<void()> fn) {
-  {
-    std::lock_guard lock(posted_mutex_);
-    posted_.push_back(std::move(fn));
-  }
-  uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
-}
+void EventLoop::Post(std::function<void()> fn) { net::post(io_, std::move(fn)); }
 
-void EventLoop::RunPosted() {
-  std::deque<std::function<void()>> batch;
-  {
-    std::lock_guard lock(posted_mutex_);
-    batch.swap(posted_);
-  }
-  for (auto& fn : batch) fn();
-}
-
-void EventLoop::RunDueTimers() {
-  const auto now = Clock::now();
-  while (!timers_.empty() && timers_.top().when <= now) {
-    std::function<void()> fn = std::move(const_cast<Timer&>(timers_.top()).fn);
-    timers_.pop();
+void EventLoop::Call(const std::function<void()>& fn) {
+  if (InLoopThread() || !running_) {
     fn();
+    return;
   }
-}
-
-void EventLoop::Loop() {
-  while (!stop_) {
-    long timeout_ms = -1;
-    if (!timers_.empty()) {
-      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(timers_.top().when - Clock::now()).count();
-      timeout_ms = std::max<long>(0, wait + 1);
+  std::promise<void> done;
+  Post([&] {
+    try {
+      fn();
+      done.set_value();
+    } catch (...) {
+      done.set_exception(std::current_exception());
     }
-    zmq::poll(items_.data(), items_.size(), std::chrono::milliseconds(timeout_ms));
-    for (size_t i = 0; i < items_.size() && !stop_; ++i) {
-      if (items_[i].revents & ZMQ_POLLIN) handlers_[i]();
-    }
-    RunDueTimers();
-  }
+  });
+  done.get_future().get();
 }
 
 void EventLoop::Start() {
-  thread_ = std::thread([this] { Loop(); });
+  running_ = true;
+  thread_ = std::thread([this] {
+    auto work = net::make_work_guard(io_);
+    io_.run();
+  });
 }
 
 void EventLoop::Stop() {
-  if (!thread_.joinable()) return;
-  Post([this] { stop_ = true; });
-  thread_.join();
+  if (thread_.joinable()) {
+    // Behind the work already posted, so that work still runs.
+    Post([this] { io_.stop(); });
+    thread_.join();
+    running_ = false;
+  }
+  // Deregister ZMQ_FD from epoll while the sockets (which own the
+  // descriptors) are still open; release() leaves them open.
+  for (auto& watch : watches_) {
+    if (watch->descriptor.is_open()) watch->descriptor.release();
+  }
 }
 
 }  // namespace thalamus::router

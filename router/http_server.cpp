@@ -18,31 +18,38 @@ using tcp = net::ip::tcp;
 
 class HttpServer::Impl {
  public:
-  Impl(const config::HttpConfig& config, QueryService& service, Metrics& metrics)
+  Impl(const config::HttpConfig& config, QueryService& service, Metrics& metrics, EventLoop* loop)
       : context_(std::make_shared<http_internal::ServerContext>(
-            http_internal::ServerContext{config, service, metrics})) {}
+            http_internal::ServerContext{config, service, metrics})),
+        loop_(loop) {}
 
   ~Impl() { Stop(); }
 
-  // One io_context per I/O thread, each session on one of them: a session's
-  // handlers then run on one thread without a strand (no strand lock and
-  // shared strand state per operation, which showed in perf under load).
+  // threads >= 1: one io_context per I/O thread, each session on one of them:
+  // a session's handlers then run on one thread without a strand (no strand
+  // lock and shared strand state per operation, which showed in perf under
+  // load). threads == 0: every session on the event loop's io_context.
   void Start() {
-    if (!contexts_.empty()) throw std::logic_error("HttpServer::Start called twice");
+    if (started_) throw std::logic_error("HttpServer::Start called twice");
+    started_ = true;
     const config::HttpConfig& config = context_->config;
-    if (config.threads < 1) throw std::invalid_argument("http.threads must be >= 1");
+    if (config.threads < 0) throw std::invalid_argument("http.threads must be >= 0");
+    if (config.threads == 0 && !loop_) throw std::invalid_argument("http.threads: 0 needs the router's event loop");
     context_->started_unix = std::chrono::duration_cast<std::chrono::seconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
-    for (int i = 0; i < config.threads; ++i) {
-      contexts_.push_back(std::make_unique<net::io_context>(1));
-      work_.push_back(net::make_work_guard(*contexts_.back()));
+    if (config.threads == 0) {
+      session_contexts_.push_back(&loop_->io_context());
+      loop_->Call([&] { Listen(config); });
+      return;
     }
-    acceptor_ = std::make_unique<tcp::acceptor>(*contexts_.front());
-    retry_timer_ = std::make_unique<net::steady_timer>(*contexts_.front());
-    Bind(config.host, config.port);
-    Accept();
-    for (auto& io : contexts_) {
+    for (int i = 0; i < config.threads; ++i) {
+      owned_contexts_.push_back(std::make_unique<net::io_context>(1));
+      work_.push_back(net::make_work_guard(*owned_contexts_.back()));
+      session_contexts_.push_back(owned_contexts_.back().get());
+    }
+    Listen(config);
+    for (auto& io : owned_contexts_) {
       threads_.emplace_back([context = io.get()] { context->run(); });
     }
   }
@@ -50,12 +57,23 @@ class HttpServer::Impl {
   int port() const { return port_; }
 
   void Stop() {
-    if (contexts_.empty() || stopped_) return;
+    if (!started_ || stopped_) return;
     stopped_ = true;
     // From here on no QueryService callback reaches a session, so tearing
     // the sessions down below cannot race with one.
     context_->gate->Close();
-    for (auto& io : contexts_) io->stop();
+    if (owned_contexts_.empty()) {
+      if (session_contexts_.empty()) return;  // Start() failed before listening
+      // The loop keeps running: close the listener and every connection on
+      // it; their aborted handlers then let the sessions go.
+      loop_->Call([this] {
+        acceptor_.reset();
+        retry_timer_.reset();
+        context_->connections->ShutdownAll();
+      });
+      return;
+    }
+    for (auto& io : owned_contexts_) io->stop();
     for (std::thread& thread : threads_) thread.join();
     threads_.clear();
     work_.clear();
@@ -63,14 +81,21 @@ class HttpServer::Impl {
     acceptor_.reset();
     // Destroying the contexts destroys the handlers that own the sessions,
     // which closes their sockets.
-    contexts_.clear();
+    owned_contexts_.clear();
   }
 
  private:
+  void Listen(const config::HttpConfig& config) {
+    acceptor_ = std::make_unique<tcp::acceptor>(*session_contexts_.front());
+    retry_timer_ = std::make_unique<net::steady_timer>(*session_contexts_.front());
+    Bind(config.host, config.port);
+    Accept();
+  }
+
   void Bind(const std::string& host, int port) {
     const std::string address = host + ":" + std::to_string(port);
     try {
-      tcp::resolver resolver(*contexts_.front());
+      tcp::resolver resolver(*session_contexts_.front());
       auto endpoints = resolver.resolve(host, std::to_string(port),
                                         tcp::resolver::passive | tcp::resolver::numeric_service);
       if (endpoints.empty()) throw std::runtime_error("no address");
@@ -86,7 +111,7 @@ class HttpServer::Impl {
   }
 
   void Accept() {
-    net::io_context& next = *contexts_[next_context_++ % contexts_.size()];
+    net::io_context& next = *session_contexts_[next_context_++ % session_contexts_.size()];
     acceptor_->async_accept(next, [this](boost::system::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted) return;
       if (ec) {
@@ -105,18 +130,21 @@ class HttpServer::Impl {
   }
 
   std::shared_ptr<http_internal::ServerContext> context_;
-  std::vector<std::unique_ptr<net::io_context>> contexts_;
+  EventLoop* const loop_;
+  std::vector<std::unique_ptr<net::io_context>> owned_contexts_;  // threads >= 1
+  std::vector<net::io_context*> session_contexts_;
   std::vector<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::unique_ptr<net::steady_timer> retry_timer_;
   std::vector<std::thread> threads_;
   size_t next_context_ = 0;  // round robin; only the acceptor's thread touches it
   int port_ = 0;
+  bool started_ = false;
   bool stopped_ = false;
 };
 
-HttpServer::HttpServer(const config::HttpConfig& config, QueryService& service, Metrics& metrics)
-    : impl_(std::make_unique<Impl>(config, service, metrics)) {}
+HttpServer::HttpServer(const config::HttpConfig& config, QueryService& service, Metrics& metrics, EventLoop* loop)
+    : impl_(std::make_unique<Impl>(config, service, metrics, loop)) {}
 
 HttpServer::~HttpServer() = default;
 

@@ -8,7 +8,12 @@
 // errors (400, 404, 405, 413, 415, ...); a failed query answers with the
 // status its code maps to, plus Retry-After for OVERLOADED and UNAVAILABLE.
 //
-// The server borrows the QueryService and Metrics, which must outlive it.
+// Connections are served on http.threads I/O threads of the server's own, or
+// with http.threads: 0 on the router's event loop thread (fewer thread
+// hand-offs per request; a request's JSON is then parsed on that thread too).
+//
+// The server borrows the QueryService, Metrics and EventLoop, which must
+// outlive it; with http.threads: 0 the loop must run until Stop() returns.
 // QueryService callbacks may arrive on any thread, also after Stop(): they are
 // dropped once the server stopped, so the service may outlive the server.
 #pragma once
@@ -16,6 +21,7 @@
 #include <memory>
 
 #include "config/config.h"
+#include "router/event_loop.h"
 #include "router/metrics.h"
 #include "router/query_service.h"
 
@@ -23,14 +29,16 @@ namespace thalamus::router {
 
 class HttpServer {
  public:
-  HttpServer(const config::HttpConfig& config, QueryService& service, Metrics& metrics);
+  // `loop` may be null when config.threads >= 1.
+  HttpServer(const config::HttpConfig& config, QueryService& service, Metrics& metrics, EventLoop* loop = nullptr);
   ~HttpServer();  // Stop()s
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Binds host:port (port 0: an ephemeral one) and starts `threads` I/O
-  // threads. Throws std::runtime_error naming the address when it cannot bind.
-  // Call once.
+  // threads. Throws std::runtime_error naming the address when it cannot
+  // bind, std::invalid_argument for threads < 0 or threads == 0 without a
+  // loop. Call once.
   void Start();
   // The bound port; valid after Start().
   int port() const;

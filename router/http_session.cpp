@@ -98,7 +98,7 @@ openai::Api ApiOf(RouteId id) {
   return openai::Api::kQuery;
 }
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public Connection, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<const ServerContext> context)
       : executor_(socket.get_executor()),
@@ -106,8 +106,16 @@ class Session : public std::enable_shared_from_this<Session> {
         context_(std::move(context)),
         waiting_(executor_) {}
 
+  ~Session() override { context_->connections->Remove(this); }
+
   void Run() {
+    context_->connections->Add(shared_from_this());
     net::dispatch(executor_, [self = shared_from_this()] { self->ReadHeader(); });
+  }
+
+  void Shutdown() override {
+    waiting_.cancel();
+    Close();
   }
 
  private:
@@ -462,6 +470,28 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 }  // namespace
+
+void ConnectionSet::Add(const std::shared_ptr<Connection>& connection) {
+  std::lock_guard lock(mu_);
+  live_.emplace(connection.get(), connection);
+}
+
+void ConnectionSet::Remove(const Connection* connection) {
+  std::lock_guard lock(mu_);
+  live_.erase(connection);
+}
+
+void ConnectionSet::ShutdownAll() {
+  std::vector<std::shared_ptr<Connection>> open;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [key, weak] : live_) {
+      if (auto connection = weak.lock()) open.push_back(std::move(connection));
+    }
+  }
+  // Outside the lock: a connection that goes away removes itself.
+  for (auto& connection : open) connection->Shutdown();
+}
 
 void StartSession(tcp::socket socket, std::shared_ptr<const ServerContext> context) {
   std::make_shared<Session>(std::move(socket), std::move(context))->Run();

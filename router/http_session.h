@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 
 #include "config/config.h"
 #include "router/metrics.h"
@@ -35,6 +36,29 @@ class CallbackGate {
   bool open_ = true;
 };
 
+// An open connection, as the server sees it.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // Closes the socket and cancels the connection's waits. On the
+  // connection's executor only.
+  virtual void Shutdown() = 0;
+};
+
+// The open connections of one server, so that Stop() can close them where
+// their io_context keeps running (http.threads: 0). Thread-safe.
+class ConnectionSet {
+ public:
+  void Add(const std::shared_ptr<Connection>& connection);
+  void Remove(const Connection* connection);
+  // Shuts down every connection; call on their executor's thread.
+  void ShutdownAll();
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<const Connection*, std::weak_ptr<Connection>> live_;
+};
+
 // What every session shares with the server.
 struct ServerContext {
   config::HttpConfig config;
@@ -42,6 +66,7 @@ struct ServerContext {
   Metrics& metrics;
   int64_t started_unix = 0;  // "created" of /v1/models entries
   std::shared_ptr<CallbackGate> gate = std::make_shared<CallbackGate>();
+  std::shared_ptr<ConnectionSet> connections = std::make_shared<ConnectionSet>();
 };
 
 // Starts serving one accepted connection; the session owns itself through

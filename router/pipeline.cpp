@@ -89,6 +89,7 @@ bool Router::Ready() const {
 }
 
 void Router::Submit(wire::QueryT query, QueryCallbacks callbacks) {
+  if (loop_.InLoopThread()) return SubmitInLoop(std::move(query), std::move(callbacks));
   auto shared_query = std::make_shared<wire::QueryT>(std::move(query));
   auto shared_callbacks = std::make_shared<QueryCallbacks>(std::move(callbacks));
   loop_.Post([this, shared_query, shared_callbacks] {

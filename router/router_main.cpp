@@ -73,7 +73,17 @@ int Serve(const config::Config& config, const std::string& config_path, const st
   Router router(config, loop, broker, metrics);
   std::unique_ptr<ZmqFrontend> frontend;
   if (!config.broker.frontend.empty()) frontend = std::make_unique<ZmqFrontend>(config.broker.frontend, loop, router, metrics);
-  HttpServer http(config.http, router, metrics);
+  HttpServer http(config.http, router, metrics, &loop);
+  // Stops, in this order, on every way out (the front ends and the broker
+  // must not be destroyed while the loop still watches their sockets).
+  struct StopInOrder {
+    HttpServer& http;
+    EventLoop& loop;
+    ~StopInOrder() {
+      http.Stop();
+      loop.Stop();
+    }
+  } stop_in_order{http, loop};
   loop.Start();
   http.Start();
   std::unique_ptr<Supervisor> supervisor;
@@ -89,8 +99,6 @@ int Serve(const config::Config& config, const std::string& config_path, const st
   const int signal_number = WaitForStopSignal();
   std::fprintf(stderr, "thalamus-router: signal %d, shutting down\n", signal_number);
   if (supervisor) supervisor->Stop();
-  http.Stop();
-  loop.Stop();
   return 0;
 }
 

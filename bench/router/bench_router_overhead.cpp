@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
       ("payload-bytes", po::value(&load.payload_bytes)->default_value(64), "prompt length in every mode")
       ("replicas", po::value(&router.replicas)->default_value(2), "echo experts (and proxy REP workers)")
       ("expert-concurrency", po::value(&router.concurrency)->default_value(2), "requests each echo expert works on at once")
-      ("http-threads", po::value(&router.http_threads)->default_value(2), "the router's HTTP I/O threads")
+      ("http-threads", po::value(&router.http_threads)->default_value(2), "the router's HTTP I/O threads (0: on its event loop thread)")
       ("zmq-with-trace", po::value(&with_trace)->default_value(true), "ask the ZeroMQ front end for the trace (the wire default)")
       ("router", po::value(&router.binary), "thalamus-router binary (default: beside this one)");
   std::vector<int> concurrencies;
@@ -239,8 +239,8 @@ int main(int argc, char** argv) {
     if (load.payload_bytes < kMinPayloadBytes || load.payload_bytes > (1 << 20)) {
       throw std::invalid_argument("--payload-bytes must be in [" + std::to_string(kMinPayloadBytes) + ", 1048576]");
     }
-    if (router.replicas < 1 || router.concurrency < 1 || router.http_threads < 1) {
-      throw std::invalid_argument("--replicas, --expert-concurrency and --http-threads must be >= 1");
+    if (router.replicas < 1 || router.concurrency < 1 || router.http_threads < 0) {
+      throw std::invalid_argument("--replicas and --expert-concurrency must be >= 1, --http-threads >= 0");
     }
   } catch (const std::exception& e) {
     std::cerr << "bench_router_overhead: " << e.what() << "\n" << options;

@@ -119,7 +119,9 @@ TEST(Config, EmbeddedDefaultPathsAreRelativeToTheWorkingDirectory) {
   Config cfg = LoadDefault();
   for (const ExpertConfig& expert : cfg.experts) {
     for (const std::string& source : expert.sources) EXPECT_NE(source.rfind("config/", 0), 0u) << source;
-    if (!expert.index.empty()) EXPECT_NE(expert.index.rfind("config/", 0), 0u) << expert.index;
+    if (!expert.index.empty()) {
+      EXPECT_NE(expert.index.rfind("config/", 0), 0u) << expert.index;
+    }
   }
 }
 

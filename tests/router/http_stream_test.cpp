@@ -238,15 +238,18 @@ TEST(HttpStreamTest, ServiceMayAnswerAfterTheServerIsGone) {
   ScriptedQueryService service;
   service.SetScript({.partials = 3, .hold_after_first_partial = true});
   {
+    EventLoop loop;
+    loop.Start();
     Metrics metrics;
     config::HttpConfig config;
     config.port = 0;
-    HttpServer server(config, service, metrics);
+    config.threads = DefaultHttpThreads();
+    HttpServer server(config, service, metrics, &loop);
     server.Start();
     TestClient client(server.port());
     Parser parser;
     ReadFirstEvent(client, ChatRequest("abcdef"), parser);
-  }  // server and metrics destroyed while the query still runs
+  }  // server, metrics and loop destroyed while the query still runs
   service.Release();
   EXPECT_TRUE(service.WaitIdle());
 }

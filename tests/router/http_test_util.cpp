@@ -1,5 +1,7 @@
 #include "tests/router/http_test_util.h"
 
+#include <cstdlib>
+
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -167,17 +169,26 @@ void ScriptedQueryService::Answer(Job& job) {
   job.callbacks.on_result(std::move(result));
 }
 
+int DefaultHttpThreads() {
+  const char* value = std::getenv("THALAMUS_TEST_HTTP_THREADS");
+  return value && *value ? std::atoi(value) : 2;
+}
+
 TestServer::TestServer(size_t max_body_bytes, int threads) {
   config::HttpConfig config;
   config.host = "127.0.0.1";
   config.port = 0;
   config.threads = threads;
   config.max_body_bytes = max_body_bytes;
-  server = std::make_unique<HttpServer>(config, service, metrics);
+  loop.Start();
+  server = std::make_unique<HttpServer>(config, service, metrics, threads == 0 ? &loop : nullptr);
   server->Start();
 }
 
-TestServer::~TestServer() { server.reset(); }
+TestServer::~TestServer() {
+  server.reset();
+  loop.Stop();
+}
 
 TestClient::TestClient(int port) : socket_(io_) {
   socket_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));

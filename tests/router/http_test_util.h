@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "router/event_loop.h"
 #include "router/http_server.h"
 #include "router/metrics.h"
 #include "router/query_service.h"
@@ -85,14 +86,21 @@ class ScriptedQueryService : public QueryService {
   std::thread worker_;
 };
 
-// A started HttpServer on 127.0.0.1 with an ephemeral port.
+// The HTTP I/O threads a TestServer gets by default: 2, or
+// THALAMUS_TEST_HTTP_THREADS (CTest runs every HTTP test a second time with 0:
+// connections served on an EventLoop's thread, as the router's default is).
+int DefaultHttpThreads();
+
+// A started HttpServer on 127.0.0.1 with an ephemeral port; with threads 0 it
+// serves on an EventLoop of its own.
 struct TestServer {
-  explicit TestServer(size_t max_body_bytes = 1 << 20, int threads = 2);
+  explicit TestServer(size_t max_body_bytes = 1 << 20, int threads = DefaultHttpThreads());
   ~TestServer();
   int port() const { return server->port(); }
 
   ScriptedQueryService service;
   Metrics metrics;
+  EventLoop loop;
   std::unique_ptr<HttpServer> server;
 };
 

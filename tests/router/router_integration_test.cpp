@@ -22,8 +22,8 @@ using testing::Process;
 using testing::WaitFor;
 using namespace std::chrono_literals;
 
-std::string Header(int queue_limit) {
-  return "http: {port: 0, threads: 2}\n"
+std::string Header(int queue_limit, int http_threads) {
+  return "http: {port: 0, threads: " + std::to_string(http_threads) + "}\n"
          "broker: {frontend: \"tcp://127.0.0.1:*\", backend: \"tcp://127.0.0.1:*\", heartbeat_ms: 100, liveness: 3, "
          "queue_limit: " + std::to_string(queue_limit) + "}\n"
          "supervisor: {restart_backoff_ms: 100}\n";
@@ -32,8 +32,9 @@ std::string Header(int queue_limit) {
 // A router (and, through its supervisor, its local experts) from `experts_yaml`.
 class Cluster {
  public:
-  explicit Cluster(const std::string& body, bool wait_ready = true, int queue_limit = 1000) {
-    config_ = dir_.Write("thalamus.yaml", Header(queue_limit) + body);
+  // http_threads 0 (the default): HTTP on the router's event loop thread.
+  explicit Cluster(const std::string& body, bool wait_ready = true, int queue_limit = 1000, int http_threads = 0) {
+    config_ = dir_.Write("thalamus.yaml", Header(queue_limit, http_threads) + body);
     const std::string ready = dir_.path() + "/ready.json";
     router_ = Process(testing::BinDir() + "/thalamus-router", {"--config", config_, "--ready-file", ready}, log());
     bool up = WaitFor([&] { return !testing::ReadFile(ready).empty(); }, 20s);
@@ -83,8 +84,12 @@ int LiveWorkers(int port, const std::string& service) {
   return -1;
 }
 
-TEST(RouterIntegration, ChatCompletionThroughAnEchoExpert) {
-  Cluster cluster("experts:\n  - {name: echo, kind: echo, replicas: 1}\n");
+// With HTTP on the router's event loop thread (http.threads: 0) and on I/O threads of its own.
+class RouterHttpThreads : public ::testing::TestWithParam<int> {};
+
+TEST_P(RouterHttpThreads, ChatCompletionThroughAnEchoExpert) {
+  Cluster cluster("experts:\n  - {name: echo, kind: echo, replicas: 1}\n", /*wait_ready=*/true, /*queue_limit=*/1000,
+                  /*http_threads=*/GetParam());
   auto response = HttpRequest(cluster.port(), "POST", "/v1/chat/completions", Chat("hello thalamus").dump());
   ASSERT_EQ(response.status, 200) << response.body;
   json answer = json::parse(response.body);
@@ -105,6 +110,11 @@ TEST(RouterIntegration, ChatCompletionThroughAnEchoExpert) {
   EXPECT_NE(metrics.body.find("thalamus_live_workers{service=\"echo\"} 1"), std::string::npos) << metrics.body;
   EXPECT_NE(metrics.body.find("thalamus_gate_selections_total{service=\"echo\"}"), std::string::npos);
 }
+
+INSTANTIATE_TEST_SUITE_P(RouterIntegration, RouterHttpThreads, ::testing::Values(0, 2),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return "http_threads_" + std::to_string(info.param);
+                         });
 
 TEST(RouterIntegration, StreamsServerSentEventsEndingInDone) {
   Cluster cluster("experts:\n  - {name: echo, kind: echo, replicas: 1, delay_ms: 40}\n");

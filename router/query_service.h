@@ -33,8 +33,10 @@ struct ServiceInfo {
 class QueryService {
  public:
   virtual ~QueryService() = default;
-  // Never blocks; callbacks run on the router's internal thread and must not
-  // block either (post the work to your own executor).
+  // Never blocks; callbacks run on the router's event loop thread and must
+  // not block either (post the work to your own executor). Called on that
+  // thread (the HTTP front end with http.threads: 0), Submit may run the
+  // callbacks before it returns.
   virtual void Submit(wire::QueryT query, QueryCallbacks callbacks) = 0;
   // Configured services with their live state.
   virtual std::vector<ServiceInfo> Services() const = 0;

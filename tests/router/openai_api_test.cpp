@@ -187,6 +187,34 @@ TEST(OpenAIApiTest, ResultJson) {
   EXPECT_EQ(query["finish_reason"], "length");
 }
 
+TEST(OpenAIApiTest, CompletionResultJsonEscapesAndCarriesCitations) {
+  wire::QueryResultT result = Result("a \"quoted\"\nline\t\x01 \\ end");
+  result.finish_reason = "stop";
+  auto passage = std::make_unique<wire::PassageT>();
+  passage->text = "passage";
+  passage->source = "docs/a.md";
+  passage->score = 0.5f;
+  result.citations.push_back(std::move(passage));
+  json completion = json::parse(ResultJson(Api::kCompletion, {"cmpl-\"x", "m\\odel", 2}, result));
+  EXPECT_EQ(completion["id"], "cmpl-\"x");
+  EXPECT_EQ(completion["object"], "text_completion");
+  EXPECT_EQ(completion["created"], 2);
+  EXPECT_EQ(completion["model"], "m\\odel");
+  EXPECT_EQ(completion["choices"][0]["text"], result.answer);
+  EXPECT_EQ(completion["choices"][0]["finish_reason"], "stop");
+  EXPECT_TRUE(completion["choices"][0]["logprobs"].is_null());
+  EXPECT_EQ(completion["usage"]["total_tokens"], 7);
+  ASSERT_EQ(completion["citations"].size(), 1u);
+  EXPECT_EQ(completion["citations"][0]["source"], "docs/a.md");
+
+  result.prompt_tokens = 4000000000u;
+  result.completion_tokens = 4000000000u;
+  json chat = json::parse(ResultJson(Api::kChat, {"id", "m", 1}, result));
+  EXPECT_EQ(chat["choices"][0]["message"]["content"], result.answer);
+  EXPECT_EQ(chat["usage"]["total_tokens"], 8000000000u);  // no 32-bit overflow
+  EXPECT_EQ(chat["citations"][0]["text"], "passage");
+}
+
 TEST(OpenAIApiTest, InvalidUtf8InAnswersIsReplacedNotFatal) {
   json chat = json::parse(ResultJson(Api::kChat, {"id", "m", 1}, Result("bad \xff byte")));
   EXPECT_EQ(chat["choices"][0]["message"]["content"], "bad \xEF\xBF\xBD byte");

@@ -1,22 +1,32 @@
 // bench_router_overhead: what the router costs per request, against a plain
 // ZeroMQ proxy measured in the same run.
 //
-// Modes, each a closed loop of N clients (bench/router/load.h):
+// Modes:
 //   proxy     client DEALER -> zmq::proxy (ROUTER/DEALER) -> REP echo worker -> back
 //   zmq       client DEALER -> thalamus-router ZeroMQ front end -> echo expert -> back
 //   http      keep-alive POST /v1/chat/completions -> thalamus-router -> echo expert -> back
-// For each concurrency the three run back to back, --rounds times over, and
-// each row pools its rounds, so that whatever else the machine is doing
-// touches all three alike. Prints one row per mode and concurrency; exits 1
-// when any request failed or a server did not start.
+// Each mode runs at every load point (bench/router/load.h):
+// - closed loop, one per --concurrency N: N clients, each asking again as
+//   soon as its answer is in. Measures capacity; on a small machine the
+//   latency at N >= 8 mostly shows the CPUs saturated.
+// - open loop, one per --rates R: R requests per second over
+//   --open-connections connections, latency from each request's due time
+//   (wrk2-style), so it shows the latency at a load the server can carry and
+//   flags the rates it could not keep up with.
+// At each point the modes run back to back, --rounds times over, and each row
+// pools its rounds, so that whatever else the machine is doing touches all of
+// them alike. Prints a table per loop shape, one row per mode and point; exits
+// 1 when any request failed or a server did not start (not keeping up with an
+// offered rate is a result, not a failure).
 //
-// A plain program rather than Google Benchmark: every row is a whole
-// closed-loop run compared with the baseline row of the same concurrency,
-// which Google Benchmark's per-iteration model does not express.
+// A plain program rather than Google Benchmark: every row is a whole run
+// compared with the baseline row of the same load point, which Google
+// Benchmark's per-iteration model does not express.
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -31,20 +41,34 @@
 namespace thalamus::bench {
 namespace {
 
-// One mode at one concurrency, pooled over every round.
+// One mode at one load point, pooled over every round.
 struct Row {
   std::string mode;
-  int concurrency;
+  int concurrency;  // clients, or the open loop's connections
+  double rate;      // open loop: offered requests per second; 0: closed loop
   LoadResult result;
   double server_cpu_seconds = 0;  // the server processes, warm-up and drain included
   double client_cpu_seconds = 0;  // this process, the load generator
 
+  bool SamePoint(const Row& other) const { return concurrency == other.concurrency && rate == other.rate; }
+  std::string Point() const {
+    char text[64];
+    if (rate > 0) {
+      std::snprintf(text, sizeof(text), "%.0f req/s offered", rate);
+    } else {
+      std::snprintf(text, sizeof(text), "concurrency %d", concurrency);
+    }
+    return text;
+  }
+  // The open loop's verdict: the server answered at least 95% of the offered rate.
+  bool KeptUp() const { return result.AnswersPerSecond() >= 0.95 * rate; }
   double PerAnswerUs(double seconds) const {
     return result.answered > 0 ? seconds * 1e6 / static_cast<double>(result.answered) : 0;
   }
   // Pools one more round: latencies, counts and time add up.
   void Add(LoadResult round, double server_cpu, double client_cpu) {
     result.completed += round.completed;
+    result.window_answers += round.window_answers;
     result.answered += round.answered;
     if (result.failures == 0) result.first_error = round.first_error;
     result.failures += round.failures;
@@ -78,24 +102,26 @@ std::vector<std::string> ParseModes(const std::string& list) {
   return modes;
 }
 
-std::vector<int> ParseConcurrency(const std::string& list) {
-  std::vector<int> values;
+// A comma-separated list of numbers in [min, max] (whole ones if `whole`);
+// the empty string is the empty list.
+std::vector<double> ParseNumbers(const std::string& flag, const std::string& list, double min, double max, bool whole) {
+  std::vector<double> values;
   std::stringstream in(list);
-  std::string item;
-  while (std::getline(in, item, ',')) {
+  for (std::string item; std::getline(in, item, ',');) {
     size_t used = 0;
-    int value = 0;
+    double value = 0;
     try {
-      value = std::stoi(item, &used);
+      value = std::stod(item, &used);
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != item.size() || value < 1 || value > 4096) {
-      throw std::invalid_argument("--concurrency: '" + item + "' is not an integer in [1, 4096]");
+    if (used == 0 || used != item.size() || !(value >= min && value <= max) || (whole && value != std::floor(value))) {
+      char range[96];
+      std::snprintf(range, sizeof(range), "%s in [%g, %g]", whole ? "an integer" : "a number", min, max);
+      throw std::invalid_argument(flag + ": '" + item + "' is not " + range);
     }
     values.push_back(value);
   }
-  if (values.empty()) throw std::invalid_argument("--concurrency: empty list");
   return values;
 }
 
@@ -116,20 +142,26 @@ std::string LoadAverage() {
 
 // "1.23x", or "-" without a baseline row to compare with.
 std::string Ratio(double value, double baseline) {
-  if (!(baseline > 0)) return "-";
+  if (!(value > 0) || !(baseline > 0)) return "-";
   char text[32];
   std::snprintf(text, sizeof(text), "%.2fx", value / baseline);
   return text;
 }
 
-void PrintTable(const std::vector<Row>& rows) {
+// The baseline row at the same load point, or null.
+const Row* ProxyRow(const std::vector<Row>& rows, const Row& row) {
+  for (const Row& other : rows) {
+    if (other.mode == "proxy" && other.SamePoint(row)) return &other;
+  }
+  return nullptr;
+}
+
+void PrintClosedTable(const std::vector<Row>& rows) {
   std::printf("\n| mode  | conc | req/s   | p50 us  | p99 us  | p50 vs proxy | req/s vs proxy | server CPU us/req | client CPU us/req | failures |\n");
   std::printf("|-------|-----:|--------:|--------:|--------:|-------------:|---------------:|------------------:|------------------:|---------:|\n");
   for (const Row& row : rows) {
-    const Row* proxy = nullptr;
-    for (const Row& other : rows) {
-      if (other.mode == "proxy" && other.concurrency == row.concurrency) proxy = &other;
-    }
+    if (row.rate > 0) continue;
+    const Row* proxy = ProxyRow(rows, row);
     const double p50 = row.result.PercentileUs(0.50);
     const double proxy_p50 = proxy ? proxy->result.PercentileUs(0.50) : 0;
     const double proxy_rps = proxy ? proxy->result.RequestsPerSecond() : 0;
@@ -141,8 +173,104 @@ void PrintTable(const std::vector<Row>& rows) {
   }
 }
 
-int Run(const LoadOptions& base, const std::vector<int>& concurrencies, const std::vector<std::string>& modes,
-        int rounds, const RouterOptions& router_options, bool with_trace) {
+// A latency percentile, or "-" without samples (an open loop so far behind
+// that no request due in the window got sent).
+std::string PercentileText(const LoadResult& result, double q) {
+  if (result.latencies_us.empty()) return "-";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f", result.PercentileUs(q));
+  return text;
+}
+
+void PrintOpenTable(const std::vector<Row>& rows, int connections) {
+  std::printf("\nopen loop over %d connections; latency from each request's due time; "
+              "kept up: achieved >= 95%% of offered (else the latencies are a growing queue's)\n",
+              connections);
+  std::printf("| mode  | offered req/s | achieved req/s | kept up | p50 us  | p90 us  | p99 us  | p50 vs proxy | server CPU us/req | client CPU us/req | failures |\n");
+  std::printf("|-------|--------------:|---------------:|--------:|--------:|--------:|--------:|-------------:|------------------:|------------------:|---------:|\n");
+  for (const Row& row : rows) {
+    if (!(row.rate > 0)) continue;
+    const Row* proxy = ProxyRow(rows, row);
+    const double p50 = row.result.PercentileUs(0.50);
+    const double proxy_p50 = proxy ? proxy->result.PercentileUs(0.50) : 0;
+    std::printf("| %-5s | %13.0f | %14.0f | %7s | %7s | %7s | %7s | %12s | %17.1f | %17.1f | %8llu |\n",
+                row.mode.c_str(), row.rate, row.result.AnswersPerSecond(), row.KeptUp() ? "yes" : "NO",
+                PercentileText(row.result, 0.50).c_str(), PercentileText(row.result, 0.90).c_str(),
+                PercentileText(row.result, 0.99).c_str(), Ratio(p50, proxy_p50).c_str(),
+                row.PerAnswerUs(row.server_cpu_seconds), row.PerAnswerUs(row.client_cpu_seconds),
+                static_cast<unsigned long long>(row.result.failures));
+  }
+}
+
+struct Servers {
+  ProxyBaseline& proxy;
+  RouterUnderTest& router;
+  bool with_trace;
+};
+
+LoadResult RunMode(const std::string& mode, const Servers& servers, const LoadOptions& options) {
+  if (mode == "proxy") return RunZmqLoad(servers.proxy.frontend, ZmqProtocol::kRawEcho, false, options);
+  if (mode == "zmq") return RunZmqLoad(servers.router.frontend(), ZmqProtocol::kThalamusQuery, servers.with_trace, options);
+  return RunHttpLoad(servers.router.http_port(), options);
+}
+
+void PrintRound(int round, const Row& row, const LoadResult& result) {
+  if (row.rate > 0) {
+    std::fprintf(stderr, "round %d %s %.0f req/s offered: %.0f achieved, p50 %.1f us, p99 %.1f us, %llu failures\n",
+                 round, row.mode.c_str(), row.rate, result.AnswersPerSecond(), result.PercentileUs(0.5),
+                 result.PercentileUs(0.99), static_cast<unsigned long long>(result.failures));
+    return;
+  }
+  std::fprintf(stderr, "round %d %s c=%d: %.0f req/s, p50 %.1f us, p99 %.1f us, %llu failures\n", round,
+               row.mode.c_str(), row.concurrency, result.RequestsPerSecond(), result.PercentileUs(0.5),
+               result.PercentileUs(0.99), static_cast<unsigned long long>(result.failures));
+}
+
+// Every mode at one load point, `rounds` times over, appended to `rows`.
+void MeasurePoint(const LoadOptions& options, const std::vector<std::string>& modes, int rounds,
+                  const Servers& servers, std::vector<Row>& rows) {
+  const size_t first = rows.size();
+  for (const std::string& mode : modes) rows.push_back(Row{mode, options.concurrency, options.rate, {}});
+  // Rounds interleave the modes, so a burst of other work on the machine
+  // lands on all of them rather than on one.
+  for (int round = 0; round < rounds; ++round) {
+    for (size_t m = 0; m < modes.size(); ++m) {
+      Row& row = rows[first + m];
+      const pid_t server = row.mode == "proxy" ? servers.proxy.process.pid() : servers.router.pid();
+      const double server_before = TreeCpuSeconds(server);
+      const double client_before = OwnCpuSeconds();
+      LoadResult result = RunMode(row.mode, servers, options);
+      PrintRound(round + 1, row, result);
+      row.Add(std::move(result), TreeCpuSeconds(server) - server_before, OwnCpuSeconds() - client_before);
+    }
+  }
+}
+
+// What each load point asks for.
+struct Plan {
+  std::vector<int> concurrencies;  // closed loop
+  std::vector<double> rates;       // open loop
+  int open_connections = 32;
+  std::vector<std::string> modes;
+  int rounds = 1;
+};
+
+// Exit status 1 when a row had failures, or (a broken run) no answers at all.
+int CheckRows(const std::vector<Row>& rows, RouterUnderTest& router) {
+  int status = 0;
+  for (const Row& row : rows) {
+    const uint64_t answers = row.rate > 0 ? row.result.window_answers : row.result.completed;
+    if (row.result.failures == 0 && answers > 0) continue;
+    std::fprintf(stderr, "FAILED: %s at %s: %llu failures, %llu answered in the window; first error: %s\n",
+                 row.mode.c_str(), row.Point().c_str(), static_cast<unsigned long long>(row.result.failures),
+                 static_cast<unsigned long long>(answers), row.result.first_error.c_str());
+    status = 1;
+  }
+  if (status != 0) std::fprintf(stderr, "router log:\n%s\n", router.Log().c_str());
+  return status;
+}
+
+int Run(const LoadOptions& base, const Plan& plan, const RouterOptions& router_options, bool with_trace) {
   // First, while this process has no thread and no ZeroMQ context yet.
   ProxyBaseline proxy = StartProxyBaseline(/*workers=*/router_options.replicas);
   RouterUnderTest router(router_options);
@@ -154,45 +282,25 @@ int Run(const LoadOptions& base, const std::vector<int>& concurrencies, const st
               router.config_yaml().c_str());
   std::printf("%d round(s) of a %.1f s window after %.1f s warm-up per mode, modes interleaved, pooled; "
               "%zu-byte prompts, zmq with_trace=%s\n",
-              rounds, base.seconds, base.warmup_seconds, base.payload_bytes, with_trace ? "true" : "false");
+              plan.rounds, base.seconds, base.warmup_seconds, base.payload_bytes, with_trace ? "true" : "false");
   std::fflush(stdout);
 
+  const Servers servers{proxy, router, with_trace};
   std::vector<Row> rows;
-  for (int concurrency : concurrencies) {
+  for (int concurrency : plan.concurrencies) {
     LoadOptions options = base;
     options.concurrency = concurrency;
-    const size_t first = rows.size();
-    for (const std::string& mode : modes) rows.push_back(Row{mode, concurrency, {}});
-    // Rounds interleave the modes, so a burst of other work on the machine
-    // lands on all of them rather than on one.
-    for (int round = 0; round < rounds; ++round) {
-      for (size_t m = 0; m < modes.size(); ++m) {
-        const std::string& mode = modes[m];
-        const pid_t server = mode == "proxy" ? proxy.process.pid() : router.pid();
-        const double server_before = TreeCpuSeconds(server);
-        const double client_before = OwnCpuSeconds();
-        LoadResult result;
-        if (mode == "proxy") result = RunZmqLoad(proxy.frontend, ZmqProtocol::kRawEcho, false, options);
-        if (mode == "zmq") result = RunZmqLoad(router.frontend(), ZmqProtocol::kThalamusQuery, with_trace, options);
-        if (mode == "http") result = RunHttpLoad(router.http_port(), options);
-        std::fprintf(stderr, "round %d %s c=%d: %.0f req/s, p50 %.1f us, p99 %.1f us, %llu failures\n", round + 1,
-                     mode.c_str(), concurrency, result.RequestsPerSecond(), result.PercentileUs(0.5),
-                     result.PercentileUs(0.99), static_cast<unsigned long long>(result.failures));
-        rows[first + m].Add(std::move(result), TreeCpuSeconds(server) - server_before, OwnCpuSeconds() - client_before);
-      }
-    }
+    MeasurePoint(options, plan.modes, plan.rounds, servers, rows);
   }
-  PrintTable(rows);
-  int status = 0;
-  for (const Row& row : rows) {
-    if (row.result.failures == 0 && row.result.completed > 0) continue;
-    std::fprintf(stderr, "FAILED: %s at concurrency %d: %llu failures, %llu completed; first error: %s\n",
-                 row.mode.c_str(), row.concurrency, static_cast<unsigned long long>(row.result.failures),
-                 static_cast<unsigned long long>(row.result.completed), row.result.first_error.c_str());
-    status = 1;
+  for (double rate : plan.rates) {
+    LoadOptions options = base;
+    options.concurrency = plan.open_connections;
+    options.rate = rate;
+    MeasurePoint(options, plan.modes, plan.rounds, servers, rows);
   }
-  if (status != 0) std::fprintf(stderr, "router log:\n%s\n", router.Log().c_str());
-  return status;
+  if (!plan.concurrencies.empty()) PrintClosedTable(rows);
+  if (!plan.rates.empty()) PrintOpenTable(rows, plan.open_connections);
+  return CheckRows(rows, router);
 }
 
 }  // namespace
@@ -203,27 +311,32 @@ int main(int argc, char** argv) {
   using namespace thalamus::bench;
   LoadOptions load;
   RouterOptions router;
+  Plan plan;
   std::string concurrency_list;
+  std::string rate_list;
   std::string mode_list;
-  int rounds = 1;
   bool with_trace = true;
   po::options_description options(
       "bench_router_overhead: thalamus-router (ZeroMQ and HTTP front ends, echo experts) against a plain ZeroMQ "
-      "proxy with REP echo workers, closed loop");
+      "proxy with REP echo workers, in a closed loop and optionally an open loop");
   options.add_options()("help,h", "show this help")
-      ("seconds", po::value(&load.seconds)->default_value(5.0), "measured window per mode and concurrency")
+      ("seconds", po::value(&load.seconds)->default_value(5.0), "measured window per mode and load point")
       ("warmup", po::value(&load.warmup_seconds)->default_value(1.0), "unmeasured seconds before each window")
-      ("concurrency", po::value(&concurrency_list)->default_value("1,8,32"), "comma-separated client counts")
+      ("concurrency", po::value(&concurrency_list)->default_value("1,8,32"),
+       "closed loop: comma-separated client counts; \"\" for none")
+      ("rates", po::value(&rate_list)->default_value(""),
+       "open loop, after the closed loop: comma-separated offered requests per second over all connections "
+       "(none by default)")
+      ("open-connections", po::value(&plan.open_connections)->default_value(32),
+       "open loop: connections (sockets) the requests go out on, each carrying one at a time")
       ("modes", po::value(&mode_list)->default_value("proxy,zmq,http"), "which of proxy, zmq, http to run")
-      ("rounds", po::value(&rounds)->default_value(1), "repeat each mode this often, interleaved, and pool the samples")
+      ("rounds", po::value(&plan.rounds)->default_value(1), "repeat each mode this often, interleaved, and pool the samples")
       ("payload-bytes", po::value(&load.payload_bytes)->default_value(64), "prompt length in every mode")
       ("replicas", po::value(&router.replicas)->default_value(2), "echo experts (and proxy REP workers)")
       ("expert-concurrency", po::value(&router.concurrency)->default_value(2), "requests each echo expert works on at once")
-      ("http-threads", po::value(&router.http_threads)->default_value(2), "the router's HTTP I/O threads (0: on its event loop thread)")
+      ("http-threads", po::value(&router.http_threads)->default_value(0), "the router's HTTP I/O threads (0: on its event loop thread)")
       ("zmq-with-trace", po::value(&with_trace)->default_value(true), "ask the ZeroMQ front end for the trace (the wire default)")
       ("router", po::value(&router.binary), "thalamus-router binary (default: beside this one)");
-  std::vector<int> concurrencies;
-  std::vector<std::string> modes;
   try {
     po::variables_map vars;
     po::store(po::parse_command_line(argc, argv, options), vars);
@@ -232,10 +345,17 @@ int main(int argc, char** argv) {
       std::cout << options;
       return 0;
     }
-    concurrencies = ParseConcurrency(concurrency_list);
-    modes = ParseModes(mode_list);
+    for (double value : ParseNumbers("--concurrency", concurrency_list, 1, 4096, true)) {
+      plan.concurrencies.push_back(static_cast<int>(value));
+    }
+    plan.rates = ParseNumbers("--rates", rate_list, 1, 1e7, false);
+    if (plan.concurrencies.empty() && plan.rates.empty()) throw std::invalid_argument("--concurrency and --rates both empty");
+    if (plan.open_connections < 1 || plan.open_connections > 4096) {
+      throw std::invalid_argument("--open-connections must be in [1, 4096]");
+    }
+    plan.modes = ParseModes(mode_list);
     if (!(load.seconds > 0) || !(load.warmup_seconds >= 0)) throw std::invalid_argument("--seconds must be > 0, --warmup >= 0");
-    if (rounds < 1) throw std::invalid_argument("--rounds must be >= 1");
+    if (plan.rounds < 1) throw std::invalid_argument("--rounds must be >= 1");
     if (load.payload_bytes < kMinPayloadBytes || load.payload_bytes > (1 << 20)) {
       throw std::invalid_argument("--payload-bytes must be in [" + std::to_string(kMinPayloadBytes) + ", 1048576]");
     }
@@ -252,7 +372,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    return Run(load, concurrencies, modes, rounds, router, with_trace);
+    return Run(load, plan, router, with_trace);
   } catch (const std::exception& e) {
     std::cerr << "bench_router_overhead: " << e.what() << "\n";
     return 1;

@@ -1,5 +1,7 @@
-// Closed-loop HTTP clients: keep-alive Boost.Beast connections driven by one io_context thread.
+// HTTP clients: keep-alive Boost.Beast connections driven by one io_context
+// thread, in a closed loop or paced by a steady_timer in an open loop.
 #include <memory>
+#include <optional>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -19,12 +21,26 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 
+class Connection;
+
 struct Shared {
+  Shared(net::io_context& io, const LoadOptions& options)
+      : recorder(options), payload_bytes(options.payload_bytes), drain_timer(io), pace_timer(io) {}
+
   Recorder recorder;
   int outstanding = 0;
   size_t payload_bytes;
   net::steady_timer drain_timer;
+  // Open loop only: the schedule, the connections with no request in flight
+  // (the last one reused first), and the wake-up for the next due request.
+  std::optional<Pacer> pacer;
+  std::vector<std::shared_ptr<Connection>> idle;
+  net::steady_timer pace_timer;
+  bool pace_timer_armed = false;
 };
+
+void Idle(Shared& shared, std::shared_ptr<Connection> connection);
+void StopWhenDone(Shared& shared);
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -42,13 +58,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     request_.keep_alive(true);
   }
 
-  void SendNext() {
+  // `start` is what latency counts from: now, or the open loop's due time.
+  void Send(Clock::time_point start) {
     ++sequence_;
     prompt_ = Prompt(index_, sequence_, shared_.payload_bytes);
     request_.body() = R"({"messages":[{"role":"user","content":")" + prompt_ + R"("}]})";
     request_.prepare_payload();
     response_ = {};
-    sent_ = Clock::now();
+    start_ = start;
     shared_.outstanding++;
     http::async_write(socket_, request_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->Fail("write: " + ec.message());
@@ -76,12 +93,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     } catch (const std::exception& e) {
       return Fail(std::string("bad answer body: ") + e.what());
     }
-    shared_.recorder.Success(sent_, answered);
+    shared_.recorder.Success(start_, answered);
     Done();
-    if (shared_.recorder.Sending(Clock::now())) SendNext();
+    Idle(shared_, shared_from_this());
   }
 
-  // A broken connection stays broken: this client stops, the others go on.
+  // A broken connection stays broken: this client stops (it never goes back
+  // to the open loop's idle connections), the others go on.
   void Fail(const std::string& error) {
     shared_.recorder.Failure(error);
     Close();
@@ -89,7 +107,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void Done() {
-    if (--shared_.outstanding == 0 && !shared_.recorder.Sending(Clock::now())) shared_.drain_timer.cancel();
+    --shared_.outstanding;
+    StopWhenDone(shared_);
   }
 
   tcp::socket socket_;
@@ -97,24 +116,77 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int index_;
   uint64_t sequence_ = 0;
   std::string prompt_;
-  Clock::time_point sent_;
+  Clock::time_point start_;
   beast::flat_buffer buffer_;
   http::request<http::string_body> request_;
   http::response<http::string_body> response_;
 };
 
+void SendDue(Shared& shared);
+
+// Open loop: wakes SendDue at the next due time, unless set for it already.
+void ArmPaceTimer(Shared& shared) {
+  const Clock::time_point due = shared.pacer->next_due();
+  if (shared.pace_timer_armed && shared.pace_timer.expiry() == due) return;
+  shared.pace_timer.expires_at(due);  // cancels the wait for an earlier setting
+  shared.pace_timer_armed = true;
+  shared.pace_timer.async_wait([&shared](beast::error_code ec) {
+    if (ec) return;  // cancelled: set again, or the run is over
+    shared.pace_timer_armed = false;
+    SendDue(shared);
+  });
+}
+
+// Open loop: sends every request due by now that has an idle connection,
+// then sets the timer for the next one, unless no connection is idle: then an
+// answer comes first.
+void SendDue(Shared& shared) {
+  const auto now = Clock::now();
+  while (!shared.idle.empty() && shared.recorder.Sending(now) && shared.pacer->Due(now)) {
+    std::shared_ptr<Connection> connection = std::move(shared.idle.back());
+    shared.idle.pop_back();
+    connection->Send(shared.pacer->Take());
+  }
+  if (!shared.idle.empty() && shared.recorder.Sending(now)) ArmPaceTimer(shared);
+  StopWhenDone(shared);
+}
+
+// A connection's answer is in: the closed loop asks again at once, the open
+// loop puts the connection back for the next due request.
+void Idle(Shared& shared, std::shared_ptr<Connection> connection) {
+  if (!shared.pacer) {
+    if (shared.recorder.Sending(Clock::now())) connection->Send(Clock::now());
+    return;
+  }
+  shared.idle.push_back(std::move(connection));
+  SendDue(shared);
+}
+
+// Once the window is over and every answer in, lets io.run() return.
+void StopWhenDone(Shared& shared) {
+  if (shared.outstanding > 0 || shared.recorder.Sending(Clock::now())) return;
+  shared.drain_timer.cancel();
+  shared.pace_timer.cancel();
+}
+
 }  // namespace
 
 LoadResult RunHttpLoad(int port, const LoadOptions& options) {
   net::io_context io(1);
-  Shared shared{Recorder(options), 0, options.payload_bytes, net::steady_timer(io)};
+  Shared shared(io, options);
   std::vector<std::shared_ptr<Connection>> connections;
   for (int i = 0; i < options.concurrency; ++i) {
     connections.push_back(std::make_shared<Connection>(io, shared, i));
     connections.back()->Connect(port);
   }
   // The recorder's clock started before connecting; connecting is part of the warm-up.
-  for (auto& connection : connections) connection->SendNext();
+  if (options.rate > 0) {
+    shared.pacer.emplace(Clock::now(), options.rate);
+    shared.idle.assign(connections.rbegin(), connections.rend());
+    SendDue(shared);
+  } else {
+    for (auto& connection : connections) connection->Send(Clock::now());
+  }
   shared.drain_timer.expires_at(shared.recorder.drain_deadline());
   shared.drain_timer.async_wait([&](beast::error_code ec) {
     if (ec) return;  // cancelled: every answer is in

@@ -47,7 +47,7 @@ struct RouterOptions {
   std::string binary;        // thalamus-router
   int replicas = 2;          // echo experts
   int concurrency = 2;       // requests each works on at once
-  int http_threads = 2;
+  int http_threads = 0;        // 0: HTTP on the router's event loop thread
 };
 
 // thalamus-router with one `echo` service, ready (every replica joined).

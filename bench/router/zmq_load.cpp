@@ -1,5 +1,11 @@
-// Closed-loop ZeroMQ clients: one DEALER socket per client, all polled by one thread.
+// ZeroMQ clients: one DEALER socket per client (closed loop) or connection
+// (open loop), all polled by one thread.
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <optional>
+#include <system_error>
 
 #include <zmq.hpp>
 
@@ -14,7 +20,7 @@ struct Client {
   zmq::socket_t socket;
   uint64_t sequence = 0;
   std::string prompt;
-  Clock::time_point sent;
+  Clock::time_point start;  // what latency counts from: the send time, or the open loop's due time
   bool waiting = false;
 };
 
@@ -68,45 +74,167 @@ void Receive(Client& client, ZmqProtocol protocol, Recorder& recorder, int& outs
     if (auto error = Check(frames, client, protocol)) {
       recorder.Failure(*error);
     } else {
-      recorder.Success(client.sent, answered);
+      recorder.Success(client.start, answered);
     }
   }
 }
 
+// The open loop's wake-up for the next due request: a timerfd polled beside
+// the sockets, as zmq::poll's own timeout has only millisecond resolution.
+// Armed at an absolute CLOCK_MONOTONIC time, which is steady_clock's clock on
+// Linux; once it expires it stays readable until Clear() reads it.
+class PaceTimer {
+ public:
+  PaceTimer() : fd_(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) {
+    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "timerfd_create");
+  }
+  ~PaceTimer() { close(fd_); }
+  PaceTimer(const PaceTimer&) = delete;
+  PaceTimer& operator=(const PaceTimer&) = delete;
+
+  zmq::pollitem_t pollitem() const { return {nullptr, fd_, ZMQ_POLLIN, 0}; }
+
+  // A time already past fires at once. Skips the system call when armed for it already.
+  void ArmAt(Clock::time_point when) {
+    if (armed_ == when) return;
+    const auto since_boot = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+    itimerspec spec{};
+    spec.it_value.tv_sec = static_cast<time_t>(since_boot / 1000000000);
+    spec.it_value.tv_nsec = static_cast<long>(since_boot % 1000000000);
+    if (timerfd_settime(fd_, TFD_TIMER_ABSTIME, &spec, nullptr) != 0) {
+      throw std::system_error(errno, std::generic_category(), "timerfd_settime");
+    }
+    armed_ = when;
+  }
+
+  // After it polled readable: reads the expiry count, so that it stops.
+  void Clear() {
+    uint64_t expirations = 0;
+    (void)read(fd_, &expirations, sizeof(expirations));
+    armed_.reset();
+  }
+
+ private:
+  int fd_;
+  std::optional<Clock::time_point> armed_;
+};
+
+// One run: the clients' sockets, and in the open loop the schedule, the idle
+// sockets and the pace timer.
+class ZmqLoad {
+ public:
+  ZmqLoad(const std::string& endpoint, ZmqProtocol protocol, bool with_trace, const LoadOptions& options)
+      : protocol_(protocol), with_trace_(with_trace), options_(options), context_(1) {
+    clients_.reserve(static_cast<size_t>(options.concurrency));
+    for (int i = 0; i < options.concurrency; ++i) {
+      clients_.emplace_back(zmq::socket_t(context_, zmq::socket_type::dealer));
+      clients_.back().socket.set(zmq::sockopt::linger, 0);
+      clients_.back().socket.connect(endpoint);
+    }
+  }
+
+  LoadResult Run() {
+    Recorder recorder(options_);
+    recorder_ = &recorder;
+    StartSending(Clock::now());
+    while (Busy(Clock::now())) {
+      BuildPollSet();
+      zmq::poll(items_.data(), items_.size(), std::chrono::milliseconds(100));
+      const auto now = Clock::now();
+      for (size_t item = 0; item < polled_.size(); ++item) {
+        if (!(items_[item].revents & ZMQ_POLLIN)) continue;
+        const size_t i = polled_[item];
+        Receive(clients_[i], protocol_, recorder, outstanding_);
+        if (!clients_[i].waiting) Idle(i, now);
+      }
+      if (pacer_) {
+        if (items_.back().revents & ZMQ_POLLIN) pace_timer_.Clear();
+        SendDue(now);
+      }
+    }
+    return recorder.Finish(static_cast<uint64_t>(outstanding_));
+  }
+
+ private:
+  // Polls only the sockets waiting for an answer, and the pace timer last:
+  // zmq::poll looks at every socket it is given, a system call or so each,
+  // and at a low offered rate most of the open loop's sockets are idle.
+  void BuildPollSet() {
+    items_.clear();
+    polled_.clear();
+    for (size_t i = 0; i < clients_.size(); ++i) {
+      if (!clients_[i].waiting) continue;
+      items_.push_back({clients_[i].socket.handle(), 0, ZMQ_POLLIN, 0});
+      polled_.push_back(i);
+    }
+    if (pacer_) items_.push_back(pace_timer_.pollitem());
+  }
+
+  // Until the window is over and every answer in, or the drain deadline.
+  bool Busy(Clock::time_point now) const {
+    return (outstanding_ > 0 || recorder_->Sending(now)) && now < recorder_->drain_deadline();
+  }
+
+  void StartSending(Clock::time_point now) {
+    if (options_.rate <= 0) {
+      for (size_t i = 0; i < clients_.size(); ++i) SendRequest(i, now);
+      return;
+    }
+    pacer_.emplace(now, options_.rate);
+    for (size_t i = clients_.size(); i > 0; --i) idle_.push_back(i - 1);
+    SendDue(now);
+  }
+
+  // A client's answer is in: the closed loop asks again at once, the open
+  // loop puts the socket back for the next due request.
+  void Idle(size_t index, Clock::time_point now) {
+    if (!pacer_) {
+      if (recorder_->Sending(now)) SendRequest(index, now);
+      return;
+    }
+    idle_.push_back(index);
+  }
+
+  // Open loop: sends every request due by now that has an idle socket, then
+  // sets the timer for the next one, unless no socket is idle: then an answer
+  // wakes the loop first.
+  void SendDue(Clock::time_point now) {
+    while (!idle_.empty() && recorder_->Sending(now) && pacer_->Due(now)) {
+      const size_t index = idle_.back();
+      idle_.pop_back();
+      SendRequest(index, pacer_->Take());
+    }
+    if (!idle_.empty() && recorder_->Sending(now)) pace_timer_.ArmAt(pacer_->next_due());
+  }
+
+  void SendRequest(size_t index, Clock::time_point start) {
+    Client& client = clients_[index];
+    client.sequence++;
+    client.prompt = Prompt(static_cast<int>(index), client.sequence, options_.payload_bytes);
+    client.start = start;
+    client.waiting = true;
+    ++outstanding_;
+    Send(client, protocol_, with_trace_);
+  }
+
+  ZmqProtocol protocol_;
+  bool with_trace_;
+  LoadOptions options_;
+  zmq::context_t context_;
+  std::vector<Client> clients_;
+  std::vector<zmq::pollitem_t> items_;  // this round's poll set
+  std::vector<size_t> polled_;          // the client of each socket item in it
+  Recorder* recorder_ = nullptr;
+  int outstanding_ = 0;
+  std::optional<Pacer> pacer_;
+  std::vector<size_t> idle_;  // open loop: sockets with no request in flight, the last one reused first
+  PaceTimer pace_timer_;
+};
+
 }  // namespace
 
 LoadResult RunZmqLoad(const std::string& endpoint, ZmqProtocol protocol, bool with_trace, const LoadOptions& options) {
-  zmq::context_t context(1);
-  std::vector<Client> clients;
-  clients.reserve(static_cast<size_t>(options.concurrency));
-  std::vector<zmq::pollitem_t> items;
-  for (int i = 0; i < options.concurrency; ++i) {
-    clients.emplace_back(zmq::socket_t(context, zmq::socket_type::dealer));
-    clients.back().socket.set(zmq::sockopt::linger, 0);
-    clients.back().socket.connect(endpoint);
-    items.push_back({clients.back().socket.handle(), 0, ZMQ_POLLIN, 0});
-  }
-  Recorder recorder(options);
-  int outstanding = 0;
-  auto send_next = [&](int index) {
-    Client& client = clients[static_cast<size_t>(index)];
-    client.sequence++;
-    client.prompt = Prompt(index, client.sequence, options.payload_bytes);
-    client.sent = Clock::now();
-    client.waiting = true;
-    ++outstanding;
-    Send(client, protocol, with_trace);
-  };
-  for (int i = 0; i < options.concurrency; ++i) send_next(i);
-  while (outstanding > 0 && Clock::now() < recorder.drain_deadline()) {
-    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (!(items[i].revents & ZMQ_POLLIN)) continue;
-      Receive(clients[i], protocol, recorder, outstanding);
-      if (!clients[i].waiting && recorder.Sending(Clock::now())) send_next(static_cast<int>(i));
-    }
-  }
-  return recorder.Finish(static_cast<uint64_t>(outstanding));
+  return ZmqLoad(endpoint, protocol, with_trace, options).Run();
 }
 
 }  // namespace thalamus::bench

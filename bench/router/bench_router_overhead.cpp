@@ -3,6 +3,7 @@
 //
 // Modes:
 //   proxy     client DEALER -> zmq::proxy (ROUTER/DEALER) -> REP echo worker -> back
+//             (the workers one process each by default, as the experts are)
 //   zmq       client DEALER -> thalamus-router ZeroMQ front end -> echo expert -> back
 //   http      keep-alive POST /v1/chat/completions -> thalamus-router -> echo expert -> back
 // Each mode runs at every load point (bench/router/load.h):
@@ -253,6 +254,7 @@ struct Plan {
   int open_connections = 32;
   std::vector<std::string> modes;
   int rounds = 1;
+  ProxyWorkers proxy_workers = ProxyWorkers::kProcesses;
 };
 
 // Exit status 1 when a row had failures, or (a broken run) no answers at all.
@@ -272,11 +274,12 @@ int CheckRows(const std::vector<Row>& rows, RouterUnderTest& router) {
 
 int Run(const LoadOptions& base, const Plan& plan, const RouterOptions& router_options, bool with_trace) {
   // First, while this process has no thread and no ZeroMQ context yet.
-  ProxyBaseline proxy = StartProxyBaseline(/*workers=*/router_options.replicas);
+  ProxyBaseline proxy = StartProxyBaseline(/*workers=*/router_options.replicas, plan.proxy_workers);
   RouterUnderTest router(router_options);
   std::printf("machine: %u cores, %s; load average %s\n", std::thread::hardware_concurrency(), CpuModel().c_str(),
               LoadAverage().c_str());
-  std::printf("proxy: %s, %d REP workers; thalamus-router: %s", proxy.frontend.c_str(), router_options.replicas,
+  std::printf("proxy: %s, %d REP workers (%s); thalamus-router: %s", proxy.frontend.c_str(), router_options.replicas,
+              plan.proxy_workers == ProxyWorkers::kProcesses ? "a process each" : "threads of the proxy's process",
               router_options.binary.c_str());
   std::printf(" (front end %s, http port %d)\nconfig:\n%s", router.frontend().c_str(), router.http_port(),
               router.config_yaml().c_str());
@@ -315,6 +318,7 @@ int main(int argc, char** argv) {
   std::string concurrency_list;
   std::string rate_list;
   std::string mode_list;
+  std::string proxy_workers;
   bool with_trace = true;
   po::options_description options(
       "bench_router_overhead: thalamus-router (ZeroMQ and HTTP front ends, echo experts) against a plain ZeroMQ "
@@ -333,6 +337,9 @@ int main(int argc, char** argv) {
       ("rounds", po::value(&plan.rounds)->default_value(1), "repeat each mode this often, interleaved, and pool the samples")
       ("payload-bytes", po::value(&load.payload_bytes)->default_value(64), "prompt length in every mode")
       ("replicas", po::value(&router.replicas)->default_value(2), "echo experts (and proxy REP workers)")
+      ("proxy-workers", po::value(&proxy_workers)->default_value("processes"),
+       "the baseline's REP workers: \"processes\" (one each, like the experts) or \"threads\" (of the proxy's "
+       "process, sharing its ZeroMQ I/O thread)")
       ("expert-concurrency", po::value(&router.concurrency)->default_value(2), "requests each echo expert works on at once")
       ("http-threads", po::value(&router.http_threads)->default_value(0), "the router's HTTP I/O threads (0: on its event loop thread)")
       ("zmq-with-trace", po::value(&with_trace)->default_value(true), "ask the ZeroMQ front end for the trace (the wire default)")
@@ -354,6 +361,10 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--open-connections must be in [1, 4096]");
     }
     plan.modes = ParseModes(mode_list);
+    if (proxy_workers != "processes" && proxy_workers != "threads") {
+      throw std::invalid_argument("--proxy-workers: '" + proxy_workers + "' is not processes or threads");
+    }
+    plan.proxy_workers = proxy_workers == "threads" ? ProxyWorkers::kThreads : ProxyWorkers::kProcesses;
     if (!(load.seconds > 0) || !(load.warmup_seconds >= 0)) throw std::invalid_argument("--seconds must be > 0, --warmup >= 0");
     if (plan.rounds < 1) throw std::invalid_argument("--rounds must be >= 1");
     if (load.payload_bytes < kMinPayloadBytes || load.payload_bytes > (1 << 20)) {

@@ -63,8 +63,52 @@ std::string HttpGet(int port, const std::string& target) {
   }
 }
 
+// A REP echo worker's whole life, in a context of its own: never returns.
+[[noreturn]] void RunEchoWorker(const std::string& backend_endpoint, zmq::context_t& context) {
+  zmq::socket_t worker(context, zmq::socket_type::rep);
+  worker.connect(backend_endpoint);
+  for (;;) {
+    zmq::message_t request;
+    if (!worker.recv(request)) continue;
+    (void)worker.send(request, zmq::send_flags::none);  // echo: the same bytes back
+  }
+}
+
+// Forks a worker process before the proxy has a ZeroMQ context (a context
+// does not survive fork); it waits for the backend endpoint on the returned
+// pipe. Dies with the proxy child.
+int ForkWorkerProcess() {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) _exit(1);
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) _exit(1);
+  if (pid > 0) {
+    close(fds[0]);
+    return fds[1];
+  }
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(1);
+  close(fds[1]);
+  std::string endpoint;
+  char c;
+  while (read(fds[0], &c, 1) == 1 && c != '\n') endpoint += c;
+  if (endpoint.empty()) _exit(1);
+  try {
+    zmq::context_t context(1);
+    RunEchoWorker(endpoint, context);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "proxy baseline worker: %s\n", e.what());
+  }
+  _exit(1);
+}
+
 // The proxy child's whole life: never returns.
-[[noreturn]] void RunProxyChild(int workers, int endpoint_pipe) {
+[[noreturn]] void RunProxyChild(int workers, ProxyWorkers placement, int endpoint_pipe) {
+  std::vector<int> worker_pipes;
+  if (placement == ProxyWorkers::kProcesses) {
+    for (int i = 0; i < workers; ++i) worker_pipes.push_back(ForkWorkerProcess());
+  }
   try {
     zmq::context_t context(1);
     zmq::socket_t frontend(context, zmq::socket_type::router);
@@ -72,16 +116,15 @@ std::string HttpGet(int port, const std::string& target) {
     frontend.bind("tcp://127.0.0.1:*");
     backend.bind("tcp://127.0.0.1:*");
     const std::string backend_endpoint = backend.get(zmq::sockopt::last_endpoint);
-    for (int i = 0; i < workers; ++i) {
-      std::thread([&context, backend_endpoint] {
-        zmq::socket_t worker(context, zmq::socket_type::rep);
-        worker.connect(backend_endpoint);
-        for (;;) {
-          zmq::message_t request;
-          if (!worker.recv(request)) continue;
-          (void)worker.send(request, zmq::send_flags::none);  // echo: the same bytes back
-        }
-      }).detach();
+    for (int pipe : worker_pipes) {
+      const std::string line = backend_endpoint + "\n";
+      if (write(pipe, line.data(), line.size()) != static_cast<ssize_t>(line.size())) _exit(1);
+      close(pipe);
+    }
+    if (placement == ProxyWorkers::kThreads) {
+      for (int i = 0; i < workers; ++i) {
+        std::thread([&context, backend_endpoint] { RunEchoWorker(backend_endpoint, context); }).detach();
+      }
     }
     const std::string endpoint = frontend.get(zmq::sockopt::last_endpoint) + "\n";
     if (write(endpoint_pipe, endpoint.data(), endpoint.size()) != static_cast<ssize_t>(endpoint.size())) _exit(1);
@@ -152,7 +195,7 @@ void ChildProcess::Stop() {
   pid_ = 0;
 }
 
-ProxyBaseline StartProxyBaseline(int workers) {
+ProxyBaseline StartProxyBaseline(int workers, ProxyWorkers placement) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   const pid_t parent = getpid();
@@ -162,7 +205,7 @@ ProxyBaseline StartProxyBaseline(int workers) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1);
     close(fds[0]);
-    RunProxyChild(workers, fds[1]);
+    RunProxyChild(workers, placement, fds[1]);
   }
   close(fds[1]);
   ProxyBaseline baseline{ChildProcess(pid), ""};

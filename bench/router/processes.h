@@ -38,10 +38,21 @@ struct ProxyBaseline {
   std::string frontend;  // where clients connect
 };
 
-// Forks the proxy and `workers` REP echo workers (threads of one child
-// process, all on TCP loopback). Call before the benchmark creates any thread
-// or ZeroMQ context: the child makes its own context after the fork.
-ProxyBaseline StartProxyBaseline(int workers);
+// Where the baseline's REP echo workers run.
+enum class ProxyWorkers {
+  // One process each, as Thalamus's experts: the same hops as the router's
+  // path (each worker's own ZeroMQ I/O thread), so the comparison measures
+  // the router rather than where the workers sit.
+  kProcesses,
+  // Threads of the proxy's process, sharing its ZeroMQ I/O thread: fewer
+  // thread wake-ups per request than any deployment of separate workers.
+  kThreads,
+};
+
+// Forks the proxy and `workers` REP echo workers, all on TCP loopback. Call
+// before the benchmark creates any thread or ZeroMQ context: the children
+// make their own contexts after the fork.
+ProxyBaseline StartProxyBaseline(int workers, ProxyWorkers placement);
 
 struct RouterOptions {
   std::string binary;        // thalamus-router

@@ -404,7 +404,9 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   void RequestDone(int status) {
     if (route_label_.empty()) return;
     double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
-    context_->metrics.ObserveHttp(route_label_, status, seconds);
+    // Through the gate: with http.threads 0 a closed connection's last
+    // handlers may run after the server (and the Metrics it borrowed) is gone.
+    context_->gate->IfOpen([&] { context_->metrics.ObserveHttp(route_label_, status, seconds); });
     route_label_.clear();
   }
 

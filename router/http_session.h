@@ -15,8 +15,10 @@
 
 namespace thalamus::router::http_internal {
 
-// QueryService callbacks may outlive the server; they pass through this gate,
-// which the server closes before it tears its I/O context down.
+// QueryService callbacks may outlive the server, and so may a closed
+// connection's last handlers where the loop keeps running (http.threads: 0);
+// what they do with the service or the metrics passes through this gate,
+// which the server closes before it tears its connections down.
 class CallbackGate {
  public:
   // Runs fn() under the gate's lock unless the gate is closed.

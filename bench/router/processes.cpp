@@ -63,6 +63,36 @@ std::string HttpGet(int port, const std::string& target) {
   }
 }
 
+// fork(), with the child set to die with its parent (-1 when fork fails).
+// The child side makes only async-signal-safe calls, so Exec can use it too.
+pid_t ForkDyingWithParent() {
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);  // the parent died before prctl took effect
+  }
+  return pid;
+}
+
+// Reads one line (without its '\n') from a pipe, then closes it; "" when the
+// writer closed first.
+std::string ReadLineAndClose(int fd) {
+  std::string line;
+  char c;
+  while (read(fd, &c, 1) == 1 && c != '\n') line += c;
+  close(fd);
+  return line;
+}
+
+// Writes `line` and '\n' to a pipe, then closes it; false when the write fell short.
+bool WriteLineAndClose(int fd, const std::string& line) {
+  const std::string text = line + "\n";
+  const bool whole = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  close(fd);
+  return whole;
+}
+
 // A REP echo worker's whole life, in a context of its own: never returns.
 [[noreturn]] void RunEchoWorker(const std::string& backend_endpoint, zmq::context_t& context) {
   zmq::socket_t worker(context, zmq::socket_type::rep);
@@ -80,19 +110,14 @@ std::string HttpGet(int port, const std::string& target) {
 int ForkWorkerProcess() {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) _exit(1);
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
+  const pid_t pid = ForkDyingWithParent();
   if (pid < 0) _exit(1);
   if (pid > 0) {
     close(fds[0]);
     return fds[1];
   }
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent) _exit(1);
   close(fds[1]);
-  std::string endpoint;
-  char c;
-  while (read(fds[0], &c, 1) == 1 && c != '\n') endpoint += c;
+  const std::string endpoint = ReadLineAndClose(fds[0]);
   if (endpoint.empty()) _exit(1);
   try {
     zmq::context_t context(1);
@@ -117,18 +142,14 @@ int ForkWorkerProcess() {
     backend.bind("tcp://127.0.0.1:*");
     const std::string backend_endpoint = backend.get(zmq::sockopt::last_endpoint);
     for (int pipe : worker_pipes) {
-      const std::string line = backend_endpoint + "\n";
-      if (write(pipe, line.data(), line.size()) != static_cast<ssize_t>(line.size())) _exit(1);
-      close(pipe);
+      if (!WriteLineAndClose(pipe, backend_endpoint)) _exit(1);
     }
     if (placement == ProxyWorkers::kThreads) {
       for (int i = 0; i < workers; ++i) {
         std::thread([&context, backend_endpoint] { RunEchoWorker(backend_endpoint, context); }).detach();
       }
     }
-    const std::string endpoint = frontend.get(zmq::sockopt::last_endpoint) + "\n";
-    if (write(endpoint_pipe, endpoint.data(), endpoint.size()) != static_cast<ssize_t>(endpoint.size())) _exit(1);
-    close(endpoint_pipe);
+    if (!WriteLineAndClose(endpoint_pipe, frontend.get(zmq::sockopt::last_endpoint))) _exit(1);
     zmq::proxy(frontend, backend);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "proxy baseline: %s\n", e.what());
@@ -160,12 +181,9 @@ ChildProcess ChildProcess::Exec(const std::string& binary, const std::vector<std
   argv.push_back(nullptr);
   const int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log < 0) throw std::runtime_error("cannot open " + log_path);
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
+  const pid_t pid = ForkDyingWithParent();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);  // the benchmark died before prctl took effect
     dup2(log, STDOUT_FILENO);
     dup2(log, STDERR_FILENO);
     execv(binary.c_str(), argv.data());
@@ -198,20 +216,14 @@ void ChildProcess::Stop() {
 ProxyBaseline StartProxyBaseline(int workers, ProxyWorkers placement) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
+  const pid_t pid = ForkDyingWithParent();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
     close(fds[0]);
     RunProxyChild(workers, placement, fds[1]);
   }
   close(fds[1]);
-  ProxyBaseline baseline{ChildProcess(pid), ""};
-  char c;
-  while (read(fds[0], &c, 1) == 1 && c != '\n') baseline.frontend += c;
-  close(fds[0]);
+  ProxyBaseline baseline{ChildProcess(pid), ReadLineAndClose(fds[0])};
   if (baseline.frontend.empty()) throw std::runtime_error("the proxy baseline did not start");
   return baseline;
 }

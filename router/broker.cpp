@@ -84,10 +84,10 @@ Broker::Service& Broker::ServiceNamed(const std::string& name) {
 }
 
 bool Broker::SendTo(const std::string& identity, const std::string& bytes) {
+  loop_.RecheckSockets();
   try {
     // Identity first, then the payload; ROUTER_MANDATORY makes an unknown
     // identity an error (EHOSTUNREACH) rather than a silent drop.
-    loop_.RecheckSockets();
     if (!socket_.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return false;
     return socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait).has_value();
   } catch (const zmq::error_t&) {

@@ -9,7 +9,7 @@
 //
 // ZeroMQ sockets join the io_context through ZMQ_FD, which is edge-triggered:
 // a send can take in the notice of input that arrived meanwhile, so whoever
-// sends on an added socket calls RecheckSockets() afterwards.
+// sends on an added socket also calls RecheckSockets().
 #pragma once
 
 #include <atomic>
@@ -44,8 +44,10 @@ class EventLoop {
   // Before Start(): call `on_readable` whenever `socket` has input. The
   // handler should read until EAGAIN. `socket` must outlive Stop().
   void AddSocket(zmq::socket_t& socket, std::function<void()> on_readable);
-  // Loop thread only: after sending on an added socket, look for input the
-  // send took the notice of (see above). Cheap; coalesced per loop turn.
+  // Loop thread only, with each send on an added socket: look for input the
+  // send took the notice of (see above). The look runs on a later turn of
+  // the loop, so calling this before or after the send is the same. Cheap;
+  // coalesced per loop turn.
   void RecheckSockets();
   // Loop thread only (or before Start()): run `fn` at `when`.
   void RunAt(Clock::time_point when, std::function<void()> fn);

@@ -180,7 +180,7 @@ TestServer::TestServer(size_t max_body_bytes, int threads) {
   config.port = 0;
   config.threads = threads;
   config.max_body_bytes = max_body_bytes;
-  loop.Start();
+  if (threads == 0) loop.Start();
   server = std::make_unique<HttpServer>(config, service, metrics, threads == 0 ? &loop : nullptr);
   server->Start();
 }

@@ -92,7 +92,7 @@ class ScriptedQueryService : public QueryService {
 int DefaultHttpThreads();
 
 // A started HttpServer on 127.0.0.1 with an ephemeral port; with threads 0 it
-// serves on an EventLoop of its own.
+// serves on `loop`, which only then runs.
 struct TestServer {
   explicit TestServer(size_t max_body_bytes = 1 << 20, int threads = DefaultHttpThreads());
   ~TestServer();

@@ -355,14 +355,20 @@ TEST(RouterIntegration, RouterStopsItsExpertsCleanlyOnSigterm) {
   EXPECT_EQ(goodbyes, 2u) << log;
 }
 
+// docs/heart.md and docs/volcano.md: one fact each, far enough apart that
+// retrieval can only pick the right one.
+void WriteTwoDocCorpus(testing::TempDir& corpus) {
+  std::filesystem::create_directories(corpus.path() + "/docs");
+  corpus.Write("docs/heart.md", "# Heart\n\nThe heart pumps blood through the arteries and veins of the body.\n");
+  corpus.Write("docs/volcano.md", "# Volcano\n\nA volcano erupts molten lava, ash and volcanic gases.\n");
+}
+
 // A rag domain built from files on first start answers with citations, and
 // the ralm plan hands its passages to a generator (an echo expert here,
 // which repeats the prompt the router built).
 TEST(RouterIntegration, RagDomainAnswersWithCitationsAndFeedsRalm) {
   testing::TempDir corpus;
-  std::filesystem::create_directories(corpus.path() + "/docs");
-  corpus.Write("docs/heart.md", "# Heart\n\nThe heart pumps blood through the arteries and veins of the body.\n");
-  corpus.Write("docs/volcano.md", "# Volcano\n\nA volcano erupts molten lava, ash and volcanic gases.\n");
+  WriteTwoDocCorpus(corpus);
   const std::string domain = "  - {name: facts, kind: rag, index: " + corpus.path() + "/index, sources: [" +
                              corpus.path() + "/docs], top_k: 1}\n";
   {
@@ -391,9 +397,7 @@ TEST(RouterIntegration, RagDomainAnswersWithCitationsAndFeedsRalm) {
 // indexes new ones and drops deleted ones before the expert serves.
 TEST(RouterIntegration, RagDomainFollowsItsSourcesAcrossRestarts) {
   testing::TempDir corpus;
-  std::filesystem::create_directories(corpus.path() + "/docs");
-  corpus.Write("docs/heart.md", "# Heart\n\nThe heart pumps blood through the arteries and veins of the body.\n");
-  corpus.Write("docs/volcano.md", "# Volcano\n\nA volcano erupts molten lava, ash and volcanic gases.\n");
+  WriteTwoDocCorpus(corpus);
   const std::string config = "experts:\n  - {name: facts, kind: rag, index: " + corpus.path() + "/index, sources: [" +
                              corpus.path() + "/docs], top_k: 3}\n";
   const auto sources_for = [](const Cluster& cluster, const std::string& question) {

@@ -50,11 +50,14 @@ class Worker::Impl {
   class ServedJob;
 
   // Called from compute threads: queue an encoded envelope for the socket thread.
+  // An inline expert runs on the socket thread, which flushes right after it
+  // returns, so no wake-up is needed (nor the two system calls it costs).
   void Post(std::string bytes) {
     {
       std::lock_guard lock(outbox_mutex_);
       outbox_.push_back(std::move(bytes));
     }
+    if (inline_) return;
     uint64_t one = 1;
     [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
   }
@@ -66,6 +69,7 @@ class Worker::Impl {
   void Accept(zmq::socket_t& socket, wire::ExpertRequestT request);
   void Send(zmq::socket_t& socket, const std::string& bytes);
   void FlushOutbox(zmq::socket_t& socket);
+  void SendOutbox(zmq::socket_t& socket);
   void SendReady(zmq::socket_t& socket);
   void Release(uint64_t request_id);
   size_t InFlight() {
@@ -80,7 +84,7 @@ class Worker::Impl {
   int wake_fd_;
 
   std::mutex outbox_mutex_;
-  std::deque<std::string> outbox_;
+  std::vector<std::string> outbox_;  // a vector: constructing an empty one allocates nothing
 
   std::mutex jobs_mutex_;
   std::condition_variable jobs_ready_;
@@ -182,7 +186,11 @@ void Worker::Impl::SendReady(zmq::socket_t& socket) {
 void Worker::Impl::FlushOutbox(zmq::socket_t& socket) {
   uint64_t count;
   [[maybe_unused]] ssize_t n = read(wake_fd_, &count, sizeof(count));
-  std::deque<std::string> batch;
+  SendOutbox(socket);
+}
+
+void Worker::Impl::SendOutbox(zmq::socket_t& socket) {
+  std::vector<std::string> batch;
   {
     std::lock_guard lock(outbox_mutex_);
     batch.swap(outbox_);
@@ -195,7 +203,7 @@ void Worker::Impl::Accept(zmq::socket_t& socket, wire::ExpertRequestT request) {
   if (inline_) {
     ServedJob job(*this, std::move(request));
     wire::ExpertReplyT reply = ServeOne(job);
-    FlushOutbox(socket);  // partials first
+    SendOutbox(socket);  // partials first
     Send(socket, messages::EncodeBody(std::move(reply)));
     return;
   }

@@ -24,6 +24,7 @@ struct Broker::Service {
   std::string description;
   std::deque<uint64_t> waiting;
   std::vector<Worker*> workers;
+  int published_queue_depth = -1;  // Pump runs twice per request; the gauge changes far less often
 };
 
 struct Broker::Pending {
@@ -84,7 +85,7 @@ Broker::Service& Broker::ServiceNamed(const std::string& name) {
 }
 
 bool Broker::SendTo(const std::string& identity, const std::string& bytes) {
-  loop_.RecheckSockets();
+  loop_.RecheckSocket(socket_);
   try {
     // Identity first, then the payload; ROUTER_MANDATORY makes an unknown
     // identity an error (EHOSTUNREACH) rather than a silent drop.
@@ -217,7 +218,11 @@ void Broker::Pump(Service& service) {
     best->in_flight.insert(id);
     best->last_dispatch = id;
   }
-  metrics_.SetQueueDepth(service.name, static_cast<int>(service.waiting.size()));
+  const int depth = static_cast<int>(service.waiting.size());
+  if (depth != service.published_queue_depth) {
+    metrics_.SetQueueDepth(service.name, depth);
+    service.published_queue_depth = depth;
+  }
 }
 
 void Broker::Finish(uint64_t request_id, wire::ExpertReplyT reply) {
@@ -396,6 +401,7 @@ void Broker::PublishSnapshot() {
     }
     metrics_.SetLiveWorkers(name, info.live_workers);
     metrics_.SetQueueDepth(name, info.queued);
+    service->published_queue_depth = info.queued;
     metrics_.SetInFlight(name, info.in_flight);
     snapshot.push_back(std::move(info));
   }

@@ -7,7 +7,10 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
-#include <map>
+#include <array>
+#include <cstdio>
+#include <string_view>
+#include <unordered_map>
 #include <mutex>
 #include <utility>
 
@@ -25,26 +28,35 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
 }
 
 // Family::Add allocates a fresh metric before it looks the labels up, so the
-// series each call site touches are cached here by their label values.
-template <typename Metric>
+// series each call site touches are cached here. The cache is keyed by the
+// label values joined into one string (short enough to stay in std::string's
+// inline buffer for typical names), so a hit builds no prometheus::Labels map:
+// these calls run several times per request on the router's event loop.
+template <typename Metric, size_t kLabels>
 class SeriesCache {
  public:
-  explicit SeriesCache(prometheus::Family<Metric>& family) : family_(family) {}
+  SeriesCache(prometheus::Family<Metric>& family, std::array<const char*, kLabels> names)
+      : family_(family), names_(names) {}
 
   template <typename... Args>
-  Metric& Get(const prometheus::Labels& labels, Args&&... args) {
+  Metric& Get(const std::array<std::string_view, kLabels>& values, Args&&... args) {
+    std::string key;
+    for (std::string_view value : values) key.append(value).push_back('\0');
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = series_.find(labels);
+    auto it = series_.find(key);
     if (it != series_.end()) return *it->second;
+    prometheus::Labels labels;
+    for (size_t i = 0; i < kLabels; ++i) labels.emplace(names_[i], std::string(values[i]));
     Metric& metric = family_.Add(labels, std::forward<Args>(args)...);
-    series_.emplace(labels, &metric);
+    series_.emplace(std::move(key), &metric);
     return metric;
   }
 
  private:
   prometheus::Family<Metric>& family_;
+  const std::array<const char*, kLabels> names_;
   std::mutex mu_;
-  std::map<prometheus::Labels, Metric*> series_;
+  std::unordered_map<std::string, Metric*> series_;
 };
 
 prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& registry,
@@ -70,47 +82,60 @@ prometheus::Family<prometheus::Histogram>& HistogramFamily(prometheus::Registry&
 struct Metrics::Families {
   explicit Families(prometheus::Registry& r)
       : http_requests(CounterFamily(r, "thalamus_http_requests_total",
-                                    "HTTP requests answered, by route and status code.")),
+                                    "HTTP requests answered, by route and status code."),
+                      {"endpoint", "status"}),
         http_duration(HistogramFamily(r, "thalamus_http_request_duration_seconds",
-                                      "Time from a request's arrival to the end of its answer.")),
+                                      "Time from a request's arrival to the end of its answer."),
+                      {"endpoint"}),
         frontend_requests(CounterFamily(r, "thalamus_frontend_requests_total",
-                                        "ZeroMQ front-end queries answered, by status.")),
+                                        "ZeroMQ front-end queries answered, by status."),
+                          {"status"}),
         frontend_duration(HistogramFamily(r, "thalamus_frontend_request_duration_seconds",
-                                          "ZeroMQ front-end query latency.")),
+                                          "ZeroMQ front-end query latency."),
+                          {}),
         expert_requests(CounterFamily(r, "thalamus_expert_requests_total",
-                                      "Requests sent to expert services, by final status.")),
+                                      "Requests sent to expert services, by final status."),
+                        {"service", "status"}),
         expert_failures(CounterFamily(r, "thalamus_expert_failures_total",
-                                      "Expert request failures, by reason.")),
+                                      "Expert request failures, by reason."),
+                        {"service", "reason"}),
         expert_duration(HistogramFamily(r, "thalamus_expert_request_duration_seconds",
-                                        "Expert request latency as the broker sees it.")),
+                                        "Expert request latency as the broker sees it."),
+                        {"service"}),
         retries(CounterFamily(r, "thalamus_expert_retries_total",
-                              "Expert requests retried on another worker.")),
-        live_workers(GaugeFamily(r, "thalamus_live_workers", "Live workers per service.")),
+                              "Expert requests retried on another worker."),
+                {"service"}),
+        live_workers(GaugeFamily(r, "thalamus_live_workers", "Live workers per service."), {"service"}),
         queue_depth(GaugeFamily(r, "thalamus_queue_depth",
-                                "Requests waiting for a worker, per service.")),
+                                "Requests waiting for a worker, per service."),
+                    {"service"}),
         in_flight(GaugeFamily(r, "thalamus_in_flight",
-                              "Requests being worked on, per service.")),
+                              "Requests being worked on, per service."),
+                  {"service"}),
         gate_selections(CounterFamily(r, "thalamus_gate_selections_total",
-                                      "Times the gate chose each service.")),
+                                      "Times the gate chose each service."),
+                        {"service"}),
         gate_fallbacks(CounterFamily(r, "thalamus_gate_fallbacks_total",
-                                     "Times the gate fell back to its rule, by reason.")),
+                                     "Times the gate fell back to its rule, by reason."),
+                       {"reason"}),
         gate_entropy(HistogramFamily(r, "thalamus_gate_entropy_bits",
-                                     "Entropy of the trained gate's distribution over services, in bits.")) {}
+                                     "Entropy of the trained gate's distribution over services, in bits."),
+                     {}) {}
 
-  SeriesCache<prometheus::Counter> http_requests;
-  SeriesCache<prometheus::Histogram> http_duration;
-  SeriesCache<prometheus::Counter> frontend_requests;
-  SeriesCache<prometheus::Histogram> frontend_duration;
-  SeriesCache<prometheus::Counter> expert_requests;
-  SeriesCache<prometheus::Counter> expert_failures;
-  SeriesCache<prometheus::Histogram> expert_duration;
-  SeriesCache<prometheus::Counter> retries;
-  SeriesCache<prometheus::Gauge> live_workers;
-  SeriesCache<prometheus::Gauge> queue_depth;
-  SeriesCache<prometheus::Gauge> in_flight;
-  SeriesCache<prometheus::Counter> gate_selections;
-  SeriesCache<prometheus::Counter> gate_fallbacks;
-  SeriesCache<prometheus::Histogram> gate_entropy;
+  SeriesCache<prometheus::Counter, 2> http_requests;
+  SeriesCache<prometheus::Histogram, 1> http_duration;
+  SeriesCache<prometheus::Counter, 1> frontend_requests;
+  SeriesCache<prometheus::Histogram, 0> frontend_duration;
+  SeriesCache<prometheus::Counter, 2> expert_requests;
+  SeriesCache<prometheus::Counter, 2> expert_failures;
+  SeriesCache<prometheus::Histogram, 1> expert_duration;
+  SeriesCache<prometheus::Counter, 1> retries;
+  SeriesCache<prometheus::Gauge, 1> live_workers;
+  SeriesCache<prometheus::Gauge, 1> queue_depth;
+  SeriesCache<prometheus::Gauge, 1> in_flight;
+  SeriesCache<prometheus::Counter, 1> gate_selections;
+  SeriesCache<prometheus::Counter, 1> gate_fallbacks;
+  SeriesCache<prometheus::Histogram, 0> gate_entropy;
 };
 
 Metrics::Metrics()
@@ -120,48 +145,49 @@ Metrics::Metrics()
 Metrics::~Metrics() = default;
 
 void Metrics::ObserveHttp(const std::string& endpoint, int status, double seconds) {
-  families_->http_requests.Get({{"endpoint", endpoint}, {"status", std::to_string(status)}})
-      .Increment();
-  families_->http_duration.Get({{"endpoint", endpoint}}, LatencyBuckets()).Observe(seconds);
+  char code[16];
+  const int length = std::snprintf(code, sizeof(code), "%d", status);
+  families_->http_requests.Get({endpoint, std::string_view(code, static_cast<size_t>(length))}).Increment();
+  families_->http_duration.Get({endpoint}, LatencyBuckets()).Observe(seconds);
 }
 
 void Metrics::ObserveFrontend(const std::string& status, double seconds) {
-  families_->frontend_requests.Get({{"status", status}}).Increment();
+  families_->frontend_requests.Get({status}).Increment();
   families_->frontend_duration.Get({}, LatencyBuckets()).Observe(seconds);
 }
 
 void Metrics::ObserveExpert(const std::string& service, const std::string& status,
                             double seconds) {
-  families_->expert_requests.Get({{"service", service}, {"status", status}}).Increment();
-  families_->expert_duration.Get({{"service", service}}, LatencyBuckets()).Observe(seconds);
+  families_->expert_requests.Get({service, status}).Increment();
+  families_->expert_duration.Get({service}, LatencyBuckets()).Observe(seconds);
 }
 
 void Metrics::CountExpertFailure(const std::string& service, const std::string& reason) {
-  families_->expert_failures.Get({{"service", service}, {"reason", reason}}).Increment();
+  families_->expert_failures.Get({service, reason}).Increment();
 }
 
 void Metrics::CountRetry(const std::string& service) {
-  families_->retries.Get({{"service", service}}).Increment();
+  families_->retries.Get({service}).Increment();
 }
 
 void Metrics::SetLiveWorkers(const std::string& service, int n) {
-  families_->live_workers.Get({{"service", service}}).Set(n);
+  families_->live_workers.Get({service}).Set(n);
 }
 
 void Metrics::SetQueueDepth(const std::string& service, int n) {
-  families_->queue_depth.Get({{"service", service}}).Set(n);
+  families_->queue_depth.Get({service}).Set(n);
 }
 
 void Metrics::SetInFlight(const std::string& service, int n) {
-  families_->in_flight.Get({{"service", service}}).Set(n);
+  families_->in_flight.Get({service}).Set(n);
 }
 
 void Metrics::CountGateSelection(const std::string& service) {
-  families_->gate_selections.Get({{"service", service}}).Increment();
+  families_->gate_selections.Get({service}).Increment();
 }
 
 void Metrics::CountGateFallback(const std::string& reason) {
-  families_->gate_fallbacks.Get({{"reason", reason}}).Increment();
+  families_->gate_fallbacks.Get({reason}).Increment();
 }
 
 void Metrics::ObserveGateEntropy(double bits) {

@@ -13,6 +13,7 @@ struct EventLoop::Watch {
   zmq::socket_t* socket;
   net::posix::stream_descriptor descriptor;
   std::function<void()> on_readable;
+  bool recheck_due = false;
 };
 
 EventLoop::EventLoop() = default;
@@ -32,22 +33,31 @@ void EventLoop::Wait(Watch& watch) {
     // Arm before draining: input that arrives while we drain then finds a
     // waiter for its edge; input that arrived before is drained below.
     Wait(watch);
-    DrainIfReadable(watch);
+    Drain(watch);
   });
 }
 
-void EventLoop::DrainIfReadable(Watch& watch) {
-  // Reading ZMQ_EVENTS also makes ZeroMQ take in its pending commands, which
-  // re-arms ZMQ_FD for the next edge.
-  while (watch.socket->get(zmq::sockopt::events) & ZMQ_POLLIN) watch.on_readable();
+void EventLoop::Drain(Watch& watch) {
+  // The handler reads until EAGAIN, and a non-blocking receive that finds
+  // nothing makes ZeroMQ take in its pending commands first, which re-arms
+  // ZMQ_FD for the next edge. So no ZMQ_EVENTS check is needed around it:
+  // each such check costs a poll() system call when there is nothing to take.
+  watch.on_readable();
 }
 
-void EventLoop::RecheckSockets() {
+void EventLoop::RecheckSocket(zmq::socket_t& socket) {
+  for (auto& watch : watches_) {
+    if (watch->socket == &socket) watch->recheck_due = true;
+  }
   if (recheck_posted_) return;
   recheck_posted_ = true;
   net::post(io_, [this] {
     recheck_posted_ = false;
-    for (auto& watch : watches_) DrainIfReadable(*watch);
+    for (auto& watch : watches_) {
+      if (!watch->recheck_due) continue;
+      watch->recheck_due = false;
+      Drain(*watch);
+    }
   });
 }
 

@@ -9,7 +9,7 @@
 //
 // ZeroMQ sockets join the io_context through ZMQ_FD, which is edge-triggered:
 // a send can take in the notice of input that arrived meanwhile, so whoever
-// sends on an added socket also calls RecheckSockets().
+// sends on an added socket also calls RecheckSocket() for it.
 #pragma once
 
 #include <atomic>
@@ -41,14 +41,16 @@ class EventLoop {
   // The loop's io_context; handlers run on the loop thread.
   boost::asio::io_context& io_context() { return io_; }
 
-  // Before Start(): call `on_readable` whenever `socket` has input. The
-  // handler should read until EAGAIN. `socket` must outlive Stop().
+  // Before Start(): call `on_readable` whenever `socket` may have input. The
+  // handler must read until a non-blocking receive fails with EAGAIN (that
+  // receive is what re-arms the socket's notice). `socket` must outlive Stop().
   void AddSocket(zmq::socket_t& socket, std::function<void()> on_readable);
   // Loop thread only, with each send on an added socket: look for input the
   // send took the notice of (see above). The look runs on a later turn of
   // the loop, so calling this before or after the send is the same. Cheap;
-  // coalesced per loop turn.
-  void RecheckSockets();
+  // coalesced per loop turn, and only the sockets sent on are looked at (a
+  // look costs a system call when there is nothing to find).
+  void RecheckSocket(zmq::socket_t& socket);
   // Loop thread only (or before Start()): run `fn` at `when`.
   void RunAt(Clock::time_point when, std::function<void()> fn);
   // Loop thread only (or before Start()): run `fn` every `period`.
@@ -75,14 +77,14 @@ class EventLoop {
   };
 
   void Wait(Watch& watch);
-  void DrainIfReadable(Watch& watch);
+  void Drain(Watch& watch);
   void ArmTimer();
   void RunDueTimers();
 
   zmq::context_t context_{1};
   boost::asio::io_context io_{1};
   std::vector<std::unique_ptr<Watch>> watches_;
-  bool recheck_posted_ = false;  // loop thread only
+  bool recheck_posted_ = false;  // loop thread only, like Watch::recheck_due
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
   uint64_t timer_order_ = 0;
   boost::asio::steady_timer timer_{io_};

@@ -17,7 +17,7 @@ ZmqFrontend::ZmqFrontend(const std::string& endpoint, EventLoop& loop, Router& r
 }
 
 void ZmqFrontend::Reply(const std::vector<std::string>& route, const std::string& payload) {
-  loop_.RecheckSockets();
+  loop_.RecheckSocket(socket_);
   try {
     for (const std::string& frame : route) {
       if (!socket_.send(zmq::buffer(frame), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return;

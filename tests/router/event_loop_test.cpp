@@ -47,7 +47,7 @@ class EchoOnLoop {
         if (before_send_) before_send_(payload->to_string());
         socket_.send(*identity, zmq::send_flags::sndmore);
         socket_.send(*payload, zmq::send_flags::none);
-        loop_.RecheckSockets();
+        loop_.RecheckSocket(socket_);
       });
     }
   }
@@ -97,7 +97,7 @@ TEST(EventLoopTest, EchoesEveryMessageOnTheLoopThread) {
   loop.Stop();
 }
 
-// The case RecheckSockets() exists for, made certain: a message arrives while
+// The case RecheckSocket() exists for, made certain: a message arrives while
 // the loop is busy before a send, and the send (ZeroMQ takes in pending
 // commands on a send at most every ~1 ms) consumes ZMQ_FD's notice of it.
 TEST(EventLoopTest, InputWhoseNoticeASendTookInIsStillRead) {

@@ -1,5 +1,6 @@
 #include "experts/worker.h"
 
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -68,8 +70,9 @@ class Worker::Impl {
   void HandleFrame(zmq::socket_t& socket, const zmq::message_t& frame, bool& disconnect);
   void Accept(zmq::socket_t& socket, wire::ExpertRequestT request);
   void Send(zmq::socket_t& socket, const std::string& bytes);
-  void FlushOutbox(zmq::socket_t& socket);
-  void SendOutbox(zmq::socket_t& socket);
+  // Both return whether they sent anything.
+  bool FlushOutbox(zmq::socket_t& socket);
+  bool SendOutbox(zmq::socket_t& socket);
   void SendReady(zmq::socket_t& socket);
   void Release(uint64_t request_id);
   size_t InFlight() {
@@ -183,19 +186,20 @@ void Worker::Impl::SendReady(zmq::socket_t& socket) {
   Send(socket, messages::EncodeBody(std::move(ready)));
 }
 
-void Worker::Impl::FlushOutbox(zmq::socket_t& socket) {
+bool Worker::Impl::FlushOutbox(zmq::socket_t& socket) {
   uint64_t count;
   [[maybe_unused]] ssize_t n = read(wake_fd_, &count, sizeof(count));
-  SendOutbox(socket);
+  return SendOutbox(socket);
 }
 
-void Worker::Impl::SendOutbox(zmq::socket_t& socket) {
+bool Worker::Impl::SendOutbox(zmq::socket_t& socket) {
   std::vector<std::string> batch;
   {
     std::lock_guard lock(outbox_mutex_);
     batch.swap(outbox_);
   }
   for (const std::string& bytes : batch) Send(socket, bytes);
+  return !batch.empty();
 }
 
 void Worker::Impl::Accept(zmq::socket_t& socket, wire::ExpertRequestT request) {
@@ -255,28 +259,39 @@ void Worker::Impl::HandleFrame(zmq::socket_t& socket, const zmq::message_t& fram
 
 // One connection to the broker. Returns when it should be re-established
 // (broker silent or DISCONNECT) or when `stop` is set.
+//
+// Waits with poll() on the socket's ZMQ_FD and the wake-up eventfd rather than
+// zmq::poll, which costs two poll() calls and a ZMQ_EVENTS look per socket
+// each time; with an instant expert that wait is most of the socket thread's
+// work. ZMQ_FD says "ZeroMQ has commands for this socket", not "a message is
+// here": a receive that finds nothing takes the commands in and re-arms it,
+// and so may a send, which is why the socket is looked at again after sends
+// that follow the last receive.
 bool Worker::Impl::Session(zmq::socket_t& socket, const std::atomic<bool>& stop) {
   const auto heartbeat = std::chrono::milliseconds(options_.heartbeat_ms);
   const auto silence_limit = heartbeat * options_.liveness;
   SendReady(socket);
   auto last_heard = Clock::now();
   auto next_heartbeat = Clock::now() + heartbeat;
-  zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+  pollfd waits[] = {{socket.get(zmq::sockopt::fd), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  bool look_again = true;  // also before the first wait
   while (!stop.load()) {
-    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat - Clock::now());
-    try {
-      zmq::poll(items, 2, std::max(wait, std::chrono::milliseconds(0)));
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) throw;
-      continue;  // a signal (SIGTERM sets `stop`): look at `stop` again
+    bool woken = false;
+    if (!look_again) {
+      const auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_heartbeat - Clock::now());
+      const int ready = poll(waits, 2, static_cast<int>(std::max<int64_t>(wait.count(), 0)));
+      if (ready < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "poll");
+      if (ready < 0) continue;  // a signal (SIGTERM sets `stop`): look at `stop` again
+      woken = (waits[1].revents & POLLIN) != 0;
     }
+    look_again = false;
     bool disconnect = false;
-    if (items[0].revents & ZMQ_POLLIN) {
+    zmq::message_t frame;
+    while (socket.recv(frame, zmq::recv_flags::dontwait)) {
       last_heard = Clock::now();
-      zmq::message_t frame;
-      while (socket.recv(frame, zmq::recv_flags::dontwait)) HandleFrame(socket, frame, disconnect);
+      HandleFrame(socket, frame, disconnect);
     }
-    if (items[1].revents & ZMQ_POLLIN) FlushOutbox(socket);
+    if (woken) look_again |= FlushOutbox(socket);
     if (disconnect) return true;
     const auto now = Clock::now();
     if (now >= next_heartbeat) {
@@ -284,6 +299,7 @@ bool Worker::Impl::Session(zmq::socket_t& socket, const std::atomic<bool>& stop)
       beat.in_flight = static_cast<uint32_t>(InFlight());
       Send(socket, messages::EncodeBody(std::move(beat)));
       next_heartbeat = now + heartbeat;
+      look_again = true;
     }
     if (now - last_heard > silence_limit) return true;
   }

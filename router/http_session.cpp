@@ -6,12 +6,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <array>
 #include <chrono>
 #include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "router/http_head.h"
 #include "router/openai_api.h"
 
 namespace thalamus::router::http_internal {
@@ -250,17 +252,20 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     std::weak_ptr<Session> weak = shared_from_this();
     std::shared_ptr<CallbackGate> gate = context_->gate;
     QueryCallbacks callbacks;
+    // dispatch: with http.threads 0 the callbacks come on this session's own
+    // thread and run at once, saving a queued handler per answer; from
+    // another thread they are queued, in the order they come.
     callbacks.on_partial = [weak, gate](std::string_view text) {
       gate->IfOpen([&] {
         if (auto self = weak.lock()) {
-          net::post(self->executor_, [self, text = std::string(text)] { self->OnPartial(text); });
+          net::dispatch(self->executor_, [self, text = std::string(text)] { self->OnPartial(text); });
         }
       });
     };
     callbacks.on_result = [weak, gate](wire::QueryResultT result) {
       gate->IfOpen([&] {
         if (auto self = weak.lock()) {
-          net::post(self->executor_, [self, result = std::move(result)]() mutable {
+          net::dispatch(self->executor_, [self, result = std::move(result)]() mutable {
             self->OnResult(std::move(result));
           });
         }
@@ -305,22 +310,22 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   }
 
   void Respond(int status, std::string body, const char* content_type, int retry_after = 0) {
-    auto response = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(status), version_);
-    response->set(http::field::server, "thalamus");
-    response->set(http::field::content_type, content_type);
-    if (retry_after > 0) response->set(http::field::retry_after, std::to_string(retry_after));
-    if (status == 405) response->set(http::field::allow, allow_);
-    response->keep_alive(keep_alive_);
-    response->body() = std::move(body);
-    response->prepare_payload();
+    HeadFields fields;
+    fields.status = status;
+    fields.version = version_;
+    fields.keep_alive = keep_alive_;
+    fields.content_type = content_type;
+    fields.content_length = body.size();
+    fields.retry_after = retry_after;
+    if (status == 405) fields.allow = allow_;
+    auto answer = std::make_shared<std::pair<std::string, std::string>>(CompleteResponseHead(fields), std::move(body));
+    const std::array<net::const_buffer, 2> buffers = {net::buffer(answer->first), net::buffer(answer->second)};
     stream_.expires_after(kIoTimeout);
-    http::async_write(stream_, *response,
-                      [self = shared_from_this(), response, status](beast::error_code ec, size_t) {
-                        self->RequestDone(ec ? 499 : status);
-                        if (ec) return self->Close();
-                        self->NextRequest();
-                      });
+    net::async_write(stream_, buffers, [self = shared_from_this(), answer, status](beast::error_code ec, size_t) {
+      self->RequestDone(ec ? 499 : status);
+      if (ec) return self->Close();
+      self->NextRequest();
+    });
   }
 
   void RespondError(int status, std::string_view message, std::string_view code,

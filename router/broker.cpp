@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <deque>
-#include <set>
+#include <vector>
 
 namespace thalamus::router {
 
@@ -13,7 +13,7 @@ struct Broker::Worker {
   std::string label;  // hostname:pid
   std::string model;
   uint32_t capacity = 1;
-  std::set<uint64_t> in_flight;
+  std::vector<uint64_t> in_flight;  // a handful; a vector spares a tree node per request
   Clock::time_point expiry;
   uint64_t last_dispatch = 0;  // breaks ties between equally loaded workers
 };
@@ -29,13 +29,12 @@ struct Broker::Service {
 
 struct Broker::Pending {
   std::string service;
-  wire::ExpertRequestT request;
   std::string encoded;  // the request as sent, reused on retry
   Clock::time_point submitted;
   DispatchCallbacks callbacks;
   std::string worker_identity;  // "" while waiting
   std::string worker_label;
-  std::set<std::string> tried;
+  std::vector<std::string> tried;  // at most kMaxAttempts identities
   Clock::time_point deadline;
   uint32_t attempts = 0;
   bool streamed = false;
@@ -44,6 +43,11 @@ struct Broker::Pending {
 namespace {
 
 constexpr uint32_t kMaxAttempts = 2;  // the first try and one retry on another worker
+
+template <typename T>
+bool Contains(const std::vector<T>& items, const T& item) {
+  return std::find(items.begin(), items.end(), item) != items.end();
+}
 
 double MillisSince(Broker::Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Broker::Clock::now() - start).count();
@@ -124,7 +128,6 @@ uint64_t Broker::Dispatch(const std::string& service_name, wire::ExpertRequestT 
   wire::EnvelopeT envelope;
   envelope.body.Set(std::move(request));
   pending->encoded = messages::Encode(envelope);
-  pending->request = std::move(*envelope.body.AsExpertRequest());
   pending_.emplace(id, std::move(pending));
   service.waiting.push_back(id);
   pending_.at(id)->deadline = deadline;
@@ -192,7 +195,7 @@ void Broker::Pump(Service& service) {
     Worker* best = nullptr;
     for (Worker* worker : service.workers) {
       if (worker->in_flight.size() >= worker->capacity) continue;
-      if (pending.tried.count(worker->identity) && pending.tried.size() < service.workers.size()) continue;
+      if (Contains(pending.tried, worker->identity) && pending.tried.size() < service.workers.size()) continue;
       if (!best || worker->in_flight.size() < best->in_flight.size() ||
           (worker->in_flight.size() == best->in_flight.size() && worker->last_dispatch < best->last_dispatch)) {
         best = worker;
@@ -213,9 +216,9 @@ void Broker::Pump(Service& service) {
     }
     pending.worker_identity = best->identity;
     pending.worker_label = best->label;
-    pending.tried.insert(best->identity);
+    if (!Contains(pending.tried, best->identity)) pending.tried.push_back(best->identity);
     pending.attempts++;
-    best->in_flight.insert(id);
+    best->in_flight.push_back(id);
     best->last_dispatch = id;
   }
   const int depth = static_cast<int>(service.waiting.size());
@@ -234,7 +237,7 @@ void Broker::Finish(uint64_t request_id, wire::ExpertReplyT reply) {
   if (!pending.worker_identity.empty()) {
     auto worker = workers_.find(pending.worker_identity);
     if (worker != workers_.end()) {
-      worker->second->in_flight.erase(request_id);
+      std::erase(worker->second->in_flight, request_id);
       if (reply.status == wire::StatusCode::DEADLINE_EXCEEDED || reply.status == wire::StatusCode::CANCELLED) {
         wire::CancelT cancel;
         cancel.request_id = request_id;
@@ -354,7 +357,8 @@ void Broker::RemoveWorker(const std::string& identity, const std::string& why) {
                worker.service.c_str(), why.c_str(), service.workers.size());
   // Its requests go back to the front of the queue for one more try, unless
   // part of the answer already reached the client.
-  std::vector<uint64_t> orphans(worker.in_flight.rbegin(), worker.in_flight.rend());
+  std::vector<uint64_t> orphans = worker.in_flight;
+  std::sort(orphans.rbegin(), orphans.rend());  // newest first, so the oldest ends up at the front
   for (uint64_t id : orphans) {
     Pending& pending = *pending_.at(id);
     pending.worker_identity.clear();

@@ -252,8 +252,10 @@ void Router::OnExpertReply(const std::shared_ptr<QueryState>& state, size_t inde
     trace.worker = outcome.worker;
     trace.status = reply.status;
     trace.error = reply.error;
-    trace.text = reply.text;
-    trace.passages = CloneAll(reply.passages);
+    if (state->query.with_trace) {  // copies of the answer, for the trace only
+      trace.text = reply.text;
+      trace.passages = CloneAll(reply.passages);
+    }
     trace.confidence = reply.confidence;
     trace.latency_ms = static_cast<float>(outcome.latency_ms);
     trace.attempts = outcome.attempts;

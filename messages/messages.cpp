@@ -5,9 +5,17 @@
 namespace thalamus::messages {
 
 std::string Encode(const wire::EnvelopeT& envelope) {
-  flatbuffers::FlatBufferBuilder builder(256);
+  // One builder per thread, cleared and reused: a fresh one allocates its
+  // buffer and grows it by copying for every message, which showed up on the
+  // router's event loop. One that grew past 1 MiB (a large RAG answer) is
+  // replaced rather than kept at that size.
+  constexpr size_t kInitialBytes = 1024, kKeepBytes = 1 << 20;
+  thread_local flatbuffers::FlatBufferBuilder builder(kInitialBytes);
+  builder.Clear();
   builder.Finish(wire::Envelope::Pack(builder, &envelope));
-  return std::string(reinterpret_cast<const char*>(builder.GetBufferPointer()), builder.GetSize());
+  std::string bytes(reinterpret_cast<const char*>(builder.GetBufferPointer()), builder.GetSize());
+  if (bytes.size() > kKeepBytes) builder = flatbuffers::FlatBufferBuilder(kInitialBytes);
+  return bytes;
 }
 
 std::optional<wire::EnvelopeT> Decode(const void* data, size_t size) {

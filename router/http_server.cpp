@@ -112,7 +112,7 @@ class HttpServer::Impl {
 
   void Accept() {
     net::io_context& next = *session_contexts_[next_context_++ % session_contexts_.size()];
-    acceptor_->async_accept(next, [this](boost::system::error_code ec, tcp::socket socket) {
+    acceptor_->async_accept(next, [this](boost::system::error_code ec, http_internal::SessionSocket socket) {
       if (ec == net::error::operation_aborted) return;
       if (ec) {
         // Out of file descriptors and the like: back off instead of spinning.

@@ -102,7 +102,7 @@ openai::Api ApiOf(RouteId id) {
 
 class Session : public Connection, public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, std::shared_ptr<const ServerContext> context)
+  Session(SessionSocket socket, std::shared_ptr<const ServerContext> context)
       : executor_(socket.get_executor()),
         stream_(std::move(socket)),
         context_(std::move(context)),
@@ -445,10 +445,10 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     stream_.close();
   }
 
-  const net::any_io_executor executor_;
-  beast::tcp_stream stream_;
+  const net::io_context::executor_type executor_;
+  beast::basic_stream<tcp, net::io_context::executor_type> stream_;
   std::shared_ptr<const ServerContext> context_;
-  net::steady_timer waiting_;
+  net::basic_waitable_timer<Clock, net::wait_traits<Clock>, net::io_context::executor_type> waiting_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
 
@@ -500,7 +500,7 @@ void ConnectionSet::ShutdownAll() {
   for (auto& connection : open) connection->Shutdown();
 }
 
-void StartSession(tcp::socket socket, std::shared_ptr<const ServerContext> context) {
+void StartSession(SessionSocket socket, std::shared_ptr<const ServerContext> context) {
   std::make_shared<Session>(std::move(socket), std::move(context))->Run();
 }
 

@@ -3,6 +3,7 @@
 // QueryService and writes answers, streamed ones as chunked server-sent events.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <memory>
@@ -71,9 +72,14 @@ struct ServerContext {
   std::shared_ptr<ConnectionSet> connections = std::make_shared<ConnectionSet>();
 };
 
+// A connection's socket, on its io_context's own executor type rather than
+// the type-erased any_io_executor: every asynchronous operation copies and
+// calls the executor, and the type erasure showed in perf under load.
+using SessionSocket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
+
 // Starts serving one accepted connection; the session owns itself through
-// its pending asynchronous operations. `socket`'s executor must run one
-// handler at a time (an io_context run by one thread, or a strand).
-void StartSession(boost::asio::ip::tcp::socket socket, std::shared_ptr<const ServerContext> context);
+// its pending asynchronous operations. `socket`'s io_context must be run by
+// one thread, so that the session's handlers run one at a time.
+void StartSession(SessionSocket socket, std::shared_ptr<const ServerContext> context);
 
 }  // namespace thalamus::router::http_internal

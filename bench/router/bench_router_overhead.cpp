@@ -16,7 +16,10 @@
 //   flags the rates it could not keep up with.
 // At each point the modes run back to back, --rounds times over, and each row
 // pools its rounds, so that whatever else the machine is doing touches all of
-// them alike. Prints a table per loop shape, one row per mode and point; exits
+// them alike. Server cost per answer comes twice: CPU time (from /proc; it
+// moves with the machine's other load) and retired instructions (performance
+// counters, bench/router/instructions.h; steady, so the column to compare
+// changes by). Prints a table per loop shape, one row per mode and point; exits
 // 1 when any request failed or a server did not start (not keeping up with an
 // offered rate is a result, not a failure).
 //
@@ -31,11 +34,13 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
 #include <boost/program_options.hpp>
 
+#include "bench/router/instructions.h"
 #include "bench/router/load.h"
 #include "bench/router/processes.h"
 
@@ -50,6 +55,8 @@ struct Row {
   LoadResult result;
   double server_cpu_seconds = 0;  // the server processes, warm-up and drain included
   double client_cpu_seconds = 0;  // this process, the load generator
+  double server_instructions = 0;  // the server processes, like server_cpu_seconds
+  bool instructions_counted = true;  // every round had performance counters
 
   bool SamePoint(const Row& other) const { return concurrency == other.concurrency && rate == other.rate; }
   std::string Point() const {
@@ -67,7 +74,7 @@ struct Row {
     return result.answered > 0 ? seconds * 1e6 / static_cast<double>(result.answered) : 0;
   }
   // Pools one more round: latencies, counts and time add up.
-  void Add(LoadResult round, double server_cpu, double client_cpu) {
+  void Add(LoadResult round, double server_cpu, double client_cpu, std::optional<uint64_t> instructions) {
     result.completed += round.completed;
     result.window_answers += round.window_answers;
     result.answered += round.answered;
@@ -78,6 +85,22 @@ struct Row {
     std::sort(result.latencies_us.begin(), result.latencies_us.end());
     server_cpu_seconds += server_cpu;
     client_cpu_seconds += client_cpu;
+    if (instructions) server_instructions += static_cast<double>(*instructions);
+    instructions_counted = instructions_counted && instructions.has_value();
+  }
+  // Thousands of server instructions per answer, and their ratio to the
+  // proxy's at the same point; "-" without counters.
+  std::string InstructionsText(const Row* proxy) const {
+    if (!instructions_counted || result.answered == 0) return "-";
+    const double per_answer = server_instructions / static_cast<double>(result.answered) / 1000;
+    char text[48];
+    if (proxy && proxy != this && proxy->instructions_counted && proxy->result.answered > 0) {
+      const double proxy_per_answer = proxy->server_instructions / static_cast<double>(proxy->result.answered) / 1000;
+      std::snprintf(text, sizeof(text), "%.1f (%.2fx)", per_answer, per_answer / proxy_per_answer);
+    } else {
+      std::snprintf(text, sizeof(text), "%.1f", per_answer);
+    }
+    return text;
   }
 };
 
@@ -158,18 +181,19 @@ const Row* ProxyRow(const std::vector<Row>& rows, const Row& row) {
 }
 
 void PrintClosedTable(const std::vector<Row>& rows) {
-  std::printf("\n| mode  | conc | req/s   | p50 us  | p99 us  | p50 vs proxy | req/s vs proxy | server CPU us/req | client CPU us/req | failures |\n");
-  std::printf("|-------|-----:|--------:|--------:|--------:|-------------:|---------------:|------------------:|------------------:|---------:|\n");
+  std::printf("\n| mode  | conc | req/s   | p50 us  | p99 us  | p50 vs proxy | req/s vs proxy | server CPU us/req | server kinstr/req | client CPU us/req | failures |\n");
+  std::printf("|-------|-----:|--------:|--------:|--------:|-------------:|---------------:|------------------:|------------------:|------------------:|---------:|\n");
   for (const Row& row : rows) {
     if (row.rate > 0) continue;
     const Row* proxy = ProxyRow(rows, row);
     const double p50 = row.result.PercentileUs(0.50);
     const double proxy_p50 = proxy ? proxy->result.PercentileUs(0.50) : 0;
     const double proxy_rps = proxy ? proxy->result.RequestsPerSecond() : 0;
-    std::printf("| %-5s | %4d | %7.0f | %7.1f | %7.1f | %12s | %14s | %17.1f | %17.1f | %8llu |\n", row.mode.c_str(),
+    std::printf("| %-5s | %4d | %7.0f | %7.1f | %7.1f | %12s | %14s | %17.1f | %17s | %17.1f | %8llu |\n", row.mode.c_str(),
                 row.concurrency, row.result.RequestsPerSecond(), p50, row.result.PercentileUs(0.99),
                 Ratio(p50, proxy_p50).c_str(), Ratio(row.result.RequestsPerSecond(), proxy_rps).c_str(),
-                row.PerAnswerUs(row.server_cpu_seconds), row.PerAnswerUs(row.client_cpu_seconds),
+                row.PerAnswerUs(row.server_cpu_seconds), row.InstructionsText(proxy).c_str(),
+                row.PerAnswerUs(row.client_cpu_seconds),
                 static_cast<unsigned long long>(row.result.failures));
   }
 }
@@ -187,18 +211,19 @@ void PrintOpenTable(const std::vector<Row>& rows, int connections) {
   std::printf("\nopen loop over %d connections; latency from each request's due time; "
               "kept up: achieved >= 95%% of offered (else the latencies are a growing queue's)\n",
               connections);
-  std::printf("| mode  | offered req/s | achieved req/s | kept up | p50 us  | p90 us  | p99 us  | p50 vs proxy | server CPU us/req | client CPU us/req | failures |\n");
-  std::printf("|-------|--------------:|---------------:|--------:|--------:|--------:|--------:|-------------:|------------------:|------------------:|---------:|\n");
+  std::printf("| mode  | offered req/s | achieved req/s | kept up | p50 us  | p90 us  | p99 us  | p50 vs proxy | server CPU us/req | server kinstr/req | client CPU us/req | failures |\n");
+  std::printf("|-------|--------------:|---------------:|--------:|--------:|--------:|--------:|-------------:|------------------:|------------------:|------------------:|---------:|\n");
   for (const Row& row : rows) {
     if (!(row.rate > 0)) continue;
     const Row* proxy = ProxyRow(rows, row);
     const double p50 = row.result.PercentileUs(0.50);
     const double proxy_p50 = proxy ? proxy->result.PercentileUs(0.50) : 0;
-    std::printf("| %-5s | %13.0f | %14.0f | %7s | %7s | %7s | %7s | %12s | %17.1f | %17.1f | %8llu |\n",
+    std::printf("| %-5s | %13.0f | %14.0f | %7s | %7s | %7s | %7s | %12s | %17.1f | %17s | %17.1f | %8llu |\n",
                 row.mode.c_str(), row.rate, row.result.AnswersPerSecond(), row.KeptUp() ? "yes" : "NO",
                 PercentileText(row.result, 0.50).c_str(), PercentileText(row.result, 0.90).c_str(),
                 PercentileText(row.result, 0.99).c_str(), Ratio(p50, proxy_p50).c_str(),
-                row.PerAnswerUs(row.server_cpu_seconds), row.PerAnswerUs(row.client_cpu_seconds),
+                row.PerAnswerUs(row.server_cpu_seconds), row.InstructionsText(proxy).c_str(),
+                row.PerAnswerUs(row.client_cpu_seconds),
                 static_cast<unsigned long long>(row.result.failures));
   }
 }
@@ -240,9 +265,11 @@ void MeasurePoint(const LoadOptions& options, const std::vector<std::string>& mo
       const pid_t server = row.mode == "proxy" ? servers.proxy.process.pid() : servers.router.pid();
       const double server_before = TreeCpuSeconds(server);
       const double client_before = OwnCpuSeconds();
+      const InstructionCounter instructions(server);
       LoadResult result = RunMode(row.mode, servers, options);
       PrintRound(round + 1, row, result);
-      row.Add(std::move(result), TreeCpuSeconds(server) - server_before, OwnCpuSeconds() - client_before);
+      row.Add(std::move(result), TreeCpuSeconds(server) - server_before, OwnCpuSeconds() - client_before,
+              instructions.available() ? std::optional<uint64_t>(instructions.Read()) : std::nullopt);
     }
   }
 }

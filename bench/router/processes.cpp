@@ -289,14 +289,22 @@ bool ReadStat(const std::string& pid, long& ticks, long& parent) {
 
 }  // namespace
 
-double TreeCpuSeconds(pid_t root) {
-  long total = 0, ticks = 0, parent = 0;
+std::vector<pid_t> TreeProcesses(pid_t root) {
+  std::vector<pid_t> tree = {root};
   const std::string root_name = std::to_string(root);
-  if (ReadStat(root_name, ticks, parent)) total += ticks;
+  long ticks = 0, parent = 0;
   for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
     const std::string name = entry.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos || name == root_name) continue;
-    if (ReadStat(name, ticks, parent) && parent == root) total += ticks;
+    if (ReadStat(name, ticks, parent) && parent == root) tree.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return tree;
+}
+
+double TreeCpuSeconds(pid_t root) {
+  long total = 0, ticks = 0, parent = 0;
+  for (pid_t process : TreeProcesses(root)) {
+    if (ReadStat(std::to_string(process), ticks, parent)) total += ticks;
   }
   return static_cast<double>(total) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }

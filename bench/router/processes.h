@@ -82,8 +82,12 @@ class RouterUnderTest {
   std::string frontend_;
 };
 
-// CPU time (user + system) used so far by `root` and its children (the
-// router's experts), from /proc at clock-tick resolution.
+// `root` and its direct children (the router's experts, the proxy's
+// workers), those alive now.
+std::vector<pid_t> TreeProcesses(pid_t root);
+
+// CPU time (user + system) used so far by TreeProcesses(root), from /proc at
+// clock-tick resolution.
 double TreeCpuSeconds(pid_t root);
 
 // The folder this executable is in.

@@ -263,9 +263,11 @@ void MeasurePoint(const LoadOptions& options, const std::vector<std::string>& mo
     for (size_t m = 0; m < modes.size(); ++m) {
       Row& row = rows[first + m];
       const pid_t server = row.mode == "proxy" ? servers.proxy.process.pid() : servers.router.pid();
+      // Opened first: listing the server's threads and opening their
+      // counters is the load generator's CPU, not part of any request's.
+      const InstructionCounter instructions(server);
       const double server_before = TreeCpuSeconds(server);
       const double client_before = OwnCpuSeconds();
-      const InstructionCounter instructions(server);
       LoadResult result = RunMode(row.mode, servers, options);
       PrintRound(round + 1, row, result);
       row.Add(std::move(result), TreeCpuSeconds(server) - server_before, OwnCpuSeconds() - client_before,

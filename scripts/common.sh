@@ -11,7 +11,7 @@ DEBIAN_PACKAGES=(
   libboost-dev libboost-system-dev libboost-program-options-dev
   prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev libicu-dev
   libtorch-dev libopenblas0-pthread libfaiss-dev libomp-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
 )
 
 install_packages() {

@@ -411,6 +411,7 @@ void Broker::PublishSnapshot() {
   }
   std::lock_guard lock(snapshot_mutex_);
   snapshot_ = std::move(snapshot);
+  ++snapshot_version_;
 }
 
 std::vector<ServiceInfo> Broker::Services() const {

@@ -69,6 +69,10 @@ class Broker {
   // Any thread: a snapshot of every known service.
   std::vector<ServiceInfo> Services() const;
   bool HasLiveWorker(const std::string& service) const;
+  // Loop thread only: the same snapshot without a copy or a lock (the loop
+  // thread is its only writer), and a count that changes whenever it does.
+  const std::vector<ServiceInfo>& ServicesInLoop() const { return snapshot_; }
+  uint64_t snapshot_version() const { return snapshot_version_; }
 
  private:
   struct Worker;
@@ -107,8 +111,9 @@ class Broker {
   bool timer_armed_ = false;
   Clock::time_point armed_for_;
 
-  mutable std::mutex snapshot_mutex_;
+  mutable std::mutex snapshot_mutex_;  // written on the loop thread only, under the lock
   std::vector<ServiceInfo> snapshot_;
+  uint64_t snapshot_version_ = 0;
 };
 
 }  // namespace thalamus::router

@@ -130,10 +130,19 @@ void Router::SubmitInLoop(wire::QueryT query, QueryCallbacks callbacks) {
 }
 
 // Live workers from the broker's snapshot, requests from the router's own
-// count: a burst of queries sees the load its earlier queries made.
-std::vector<ServiceInfo> Router::LiveLoad() const {
-  std::vector<ServiceInfo> live = broker_.Services();
-  for (ServiceInfo& info : live) {
+// count: a burst of queries sees the load its earlier queries made. The
+// snapshot's strings are copied only when it changed (worker joins and
+// heartbeats), not per query.
+const std::vector<ServiceInfo>& Router::LiveLoad() {
+  const std::vector<ServiceInfo>& snapshot = broker_.ServicesInLoop();
+  if (live_version_ != broker_.snapshot_version()) {
+    live_ = snapshot;
+    live_version_ = broker_.snapshot_version();
+  }
+  for (size_t i = 0; i < live_.size(); ++i) {
+    ServiceInfo& info = live_[i];
+    info.in_flight = snapshot[i].in_flight;
+    info.queued = snapshot[i].queued;
     const auto it = outstanding_.find(info.name);
     const config::ExpertConfig* expert = config_.FindExpert(info.name);
     if (it == outstanding_.end() || !expert) continue;
@@ -141,7 +150,7 @@ std::vector<ServiceInfo> Router::LiveLoad() const {
     info.in_flight = std::min(it->second, slots);
     info.queued = it->second - info.in_flight;
   }
-  return live;
+  return live_;
 }
 
 // direct, or ralm when aggregation is ralm and there are retrievers and a

@@ -44,7 +44,7 @@ class Router : public QueryService {
   void OnExpertReply(const std::shared_ptr<QueryState>& state, size_t trace_index, wire::ExpertReplyT reply,
                      const DispatchOutcome& outcome);
   void PlanQuery(const std::shared_ptr<QueryState>& state);
-  std::vector<ServiceInfo> LiveLoad() const;
+  const std::vector<ServiceInfo>& LiveLoad();
   void StartGeneration(const std::shared_ptr<QueryState>& state);
   void Complete(const std::shared_ptr<QueryState>& state);
 
@@ -61,6 +61,9 @@ class Router : public QueryService {
   // Requests dispatched and not yet answered, per service (loop thread only):
   // exact at every query, where the broker's snapshot lags by a heartbeat.
   std::map<std::string, int> outstanding_;
+  // LiveLoad's answer, copied from the broker's snapshot only when that changed.
+  std::vector<ServiceInfo> live_;
+  uint64_t live_version_ = UINT64_MAX;
 };
 
 // thalamus-router's main: loads the config, binds the HTTP, ZeroMQ front-end

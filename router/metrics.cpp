@@ -8,6 +8,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <string_view>
 #include <unordered_map>
@@ -28,33 +29,48 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
 }
 
 // Family::Add allocates a fresh metric before it looks the labels up, so the
-// series each call site touches are cached here. The cache is keyed by the
-// label values joined into one string (short enough to stay in std::string's
-// inline buffer for typical names), so a hit builds no prometheus::Labels map:
-// these calls run several times per request on the router's event loop.
+// series each call site touches are cached here, keyed by the label values
+// joined into one string: a hit builds no prometheus::Labels map. These calls
+// run several times per request on the router's event loop, where even the
+// lock of a shared map cost several percent of its cycles; so each thread
+// first looks in a map of its own, and takes the lock only for a series it
+// has not used yet. Entries of the thread's map are keyed by the cache's id
+// (never reused, unlike its address) and hold pointers that live as long as
+// the family, i.e. as long as the Metrics that owns this cache.
 template <typename Metric, size_t kLabels>
 class SeriesCache {
  public:
   SeriesCache(prometheus::Family<Metric>& family, std::array<const char*, kLabels> names)
-      : family_(family), names_(names) {}
+      : family_(family), names_(names), id_(next_id_.fetch_add(1)) {}
 
   template <typename... Args>
   Metric& Get(const std::array<std::string_view, kLabels>& values, Args&&... args) {
-    std::string key;
+    thread_local std::unordered_map<std::string, Metric*> seen;  // this thread's hits, of every cache of this type
+    std::string key(reinterpret_cast<const char*>(&id_), sizeof(id_));
     for (std::string_view value : values) key.append(value).push_back('\0');
+    if (auto it = seen.find(key); it != seen.end()) return *it->second;
+    Metric& metric = Shared(key, values, std::forward<Args>(args)...);
+    seen.emplace(std::move(key), &metric);
+    return metric;
+  }
+
+ private:
+  template <typename... Args>
+  Metric& Shared(const std::string& key, const std::array<std::string_view, kLabels>& values, Args&&... args) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = series_.find(key);
     if (it != series_.end()) return *it->second;
     prometheus::Labels labels;
     for (size_t i = 0; i < kLabels; ++i) labels.emplace(names_[i], std::string(values[i]));
     Metric& metric = family_.Add(labels, std::forward<Args>(args)...);
-    series_.emplace(std::move(key), &metric);
+    series_.emplace(key, &metric);
     return metric;
   }
 
- private:
+  static inline std::atomic<uint64_t> next_id_{0};
   prometheus::Family<Metric>& family_;
   const std::array<const char*, kLabels> names_;
+  const uint64_t id_;
   std::mutex mu_;
   std::unordered_map<std::string, Metric*> series_;
 };

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -57,6 +58,19 @@ TEST(MetricsTest, EveryFamilyIsExported) {
   EXPECT_TRUE(Has(text, R"(thalamus_in_flight{service="mamba"} 2)"));
   EXPECT_TRUE(Has(text, R"(thalamus_gate_selections_total{service="mamba"} 1)"));
   EXPECT_TRUE(Has(text, R"(thalamus_gate_fallbacks_total{reason="no_gate_file"} 1)"));
+}
+
+// Each thread remembers the series it used; a Metrics made after another one
+// is gone (likely at the same address) must still count in its own series.
+TEST(MetricsTest, ALaterMetricsCountsInItsOwnSeries) {
+  for (int round = 0; round < 3; ++round) {
+    auto metrics = std::make_unique<Metrics>();
+    metrics->CountGateSelection("mamba");
+    metrics->SetQueueDepth("mamba", round);
+    const std::string text = metrics->Serialize();
+    EXPECT_TRUE(Has(text, R"(thalamus_gate_selections_total{service="mamba"} 1)")) << "round " << round << "\n" << text;
+    EXPECT_TRUE(Has(text, R"(thalamus_queue_depth{service="mamba"} )" + std::to_string(round))) << text;
+  }
 }
 
 TEST(MetricsTest, LabelValuesAreEscaped) {

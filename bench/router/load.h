@@ -11,10 +11,10 @@
 // Every answer is checked (the echoed prompt must come back whole); a wrong or
 // missing answer is a failure, never a latency sample.
 //
-// All clients of one run share one thread (one zmq::poll loop or one Asio
+// All clients of one run share one thread (one epoll loop or one Asio
 // io_context), so the load generator costs at most one core in every mode and
 // the same way for the baseline and for Thalamus. Open-loop pacing waits on a
-// timer (a timerfd in the poll set, an Asio steady_timer), never spins.
+// timer (a timerfd in the epoll set, an Asio steady_timer), never spins.
 #pragma once
 
 #include <chrono>

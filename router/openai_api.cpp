@@ -48,29 +48,33 @@ const json* Field(const json& object, const char* name) {
   return &*it;
 }
 
+// The messages below are built only when a value is refused: valid requests,
+// the common case, pay for no strings.
 int64_t IntegerValue(const json& value, const std::string& param, int64_t lo, int64_t hi) {
-  const std::string range = "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+  const auto refuse = [&](const std::string& got) {
+    Invalid(param, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got " + got);
+  };
   if (value.is_number_unsigned()) {
     uint64_t v = value.get<uint64_t>();
-    if (v > static_cast<uint64_t>(hi) || static_cast<int64_t>(v) < lo) {
-      Invalid(param, range + ", got " + std::to_string(v));
-    }
+    if (v > static_cast<uint64_t>(hi) || static_cast<int64_t>(v) < lo) refuse(std::to_string(v));
     return static_cast<int64_t>(v);
   }
-  if (!value.is_number_integer()) Invalid(param, range + ", got " + Describe(value));
+  if (!value.is_number_integer()) refuse(Describe(value));
   int64_t v = value.get<int64_t>();
-  if (v < lo || v > hi) Invalid(param, range + ", got " + std::to_string(v));
+  if (v < lo || v > hi) refuse(std::to_string(v));
   return v;
 }
 
 double NumberValue(const json& value, const std::string& param, double lo, double hi,
                    bool lo_inclusive) {
-  std::string range = std::string("must be a number ") + (lo_inclusive ? ">= " : "> ") +
-                      json(lo).dump() + " and <= " + json(hi).dump();
-  if (!value.is_number()) Invalid(param, range + ", got " + Describe(value));
+  const auto refuse = [&](const std::string& got) {
+    Invalid(param, std::string("must be a number ") + (lo_inclusive ? ">= " : "> ") + json(lo).dump() + " and <= " +
+                       json(hi).dump() + ", got " + got);
+  };
+  if (!value.is_number()) refuse(Describe(value));
   double v = value.get<double>();
   bool low_ok = lo_inclusive ? v >= lo : v > lo;
-  if (!std::isfinite(v) || !low_ok || v > hi) Invalid(param, range + ", got " + value.dump());
+  if (!std::isfinite(v) || !low_ok || v > hi) refuse(value.dump());
   return v;
 }
 
@@ -147,8 +151,11 @@ std::unique_ptr<wire::GenerationParamsT> ParseParams(const json& body, int defau
   return params;
 }
 
-std::string ContentText(const json& content, const std::string& param) {
+// `param_of` names the content for an error message (called only then).
+template <typename ParamOf>
+std::string ContentText(const json& content, const ParamOf& param_of) {
   if (content.is_string()) return content.get<std::string>();
+  const std::string param = param_of();
   if (!content.is_array()) {
     Invalid(param, "must be a string or an array of text parts, got " + Describe(content));
   }
@@ -173,22 +180,24 @@ std::vector<std::unique_ptr<wire::ChatMessageT>> ParseMessages(const json& value
   if (value.empty()) Invalid("messages", "must not be empty");
   std::vector<std::unique_ptr<wire::ChatMessageT>> messages;
   for (size_t i = 0; i < value.size(); ++i) {
-    const std::string param = "messages[" + std::to_string(i) + "]";
+    // Names like messages[2].content, built only for an error message.
+    const auto param = [i](const char* field) { return "messages[" + std::to_string(i) + "]" + field; };
     const json& m = value[i];
-    if (!m.is_object()) Invalid(param, "must be an object with role and content, got " + Describe(m));
+    if (!m.is_object()) Invalid(param(""), "must be an object with role and content, got " + Describe(m));
     const json* role = Field(m, "role");
-    if (!role) Invalid(param + ".role", "is required");
-    std::string r = StringValue(*role, param + ".role");
+    if (!role) Invalid(param(".role"), "is required");
+    if (!role->is_string()) Invalid(param(".role"), "must be a string, got " + Describe(*role));
+    std::string r = role->get<std::string>();
     if (r == "developer") r = "system";  // OpenAI's newer name for the system prompt
     if (r != "system" && r != "user" && r != "assistant") {
-      Invalid(param + ".role", "must be one of system, developer, user, assistant, got \"" +
+      Invalid(param(".role"), "must be one of system, developer, user, assistant, got \"" +
                                    r.substr(0, 64) + "\"");
     }
     const json* content = Field(m, "content");
-    if (!content) Invalid(param + ".content", "is required");
+    if (!content) Invalid(param(".content"), "is required");
     auto message = std::make_unique<wire::ChatMessageT>();
     message->role = std::move(r);
-    message->content = ContentText(*content, param + ".content");
+    message->content = ContentText(*content, [&] { return param(".content"); });
     messages.push_back(std::move(message));
   }
   return messages;

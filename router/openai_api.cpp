@@ -186,8 +186,8 @@ std::vector<std::unique_ptr<wire::ChatMessageT>> ParseMessages(const json& value
     if (!m.is_object()) Invalid(param(""), "must be an object with role and content, got " + Describe(m));
     const json* role = Field(m, "role");
     if (!role) Invalid(param(".role"), "is required");
-    if (!role->is_string()) Invalid(param(".role"), "must be a string, got " + Describe(*role));
-    std::string r = role->get<std::string>();
+    // StringValue only refuses here, with its usual message.
+    std::string r = role->is_string() ? role->get<std::string>() : StringValue(*role, param(".role"));
     if (r == "developer") r = "system";  // OpenAI's newer name for the system prompt
     if (r != "system" && r != "user" && r != "assistant") {
       Invalid(param(".role"), "must be one of system, developer, user, assistant, got \"" +

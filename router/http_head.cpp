@@ -8,24 +8,24 @@ namespace thalamus::router::http_internal {
 
 namespace {
 
-void AppendNumber(std::string& out, uint64_t value) {
-  char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
-  out.append(digits, end);
-}
-
 void AppendField(std::string& out, std::string_view name, std::string_view value) {
   out.append(name).append(": ").append(value).append("\r\n");
 }
 
 }  // namespace
 
+void AppendDecimal(std::string& out, uint64_t value) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  out.append(digits, end);
+}
+
 std::string CompleteResponseHead(const HeadFields& fields) {
   namespace http = boost::beast::http;
   std::string out;
   out.reserve(160);
   out += fields.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  AppendNumber(out, static_cast<uint64_t>(fields.status));
+  AppendDecimal(out, static_cast<uint64_t>(fields.status));
   out += ' ';
   const auto reason = http::obsolete_reason(static_cast<http::status>(fields.status));
   out.append(reason.data(), reason.size());
@@ -34,7 +34,7 @@ std::string CompleteResponseHead(const HeadFields& fields) {
   AppendField(out, "Content-Type", fields.content_type);
   if (fields.retry_after > 0) {
     out += "Retry-After: ";
-    AppendNumber(out, static_cast<uint64_t>(fields.retry_after));
+    AppendDecimal(out, static_cast<uint64_t>(fields.retry_after));
     out += "\r\n";
   }
   if (!fields.allow.empty()) AppendField(out, "Allow", fields.allow);
@@ -42,7 +42,7 @@ std::string CompleteResponseHead(const HeadFields& fields) {
   if (fields.version >= 11 && !fields.keep_alive) AppendField(out, "Connection", "close");
   if (fields.version < 11 && fields.keep_alive) AppendField(out, "Connection", "keep-alive");
   out += "Content-Length: ";
-  AppendNumber(out, fields.content_length);
+  AppendDecimal(out, fields.content_length);
   out += "\r\n\r\n";
   return out;
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -26,5 +27,9 @@ struct HeadFields {
 // "HTTP/1.1 200 OK\r\nServer: thalamus\r\n...\r\n\r\n". `content_type` and
 // `allow` must not contain CR or LF (they are the server's own constants).
 std::string CompleteResponseHead(const HeadFields& fields);
+
+// Appends `value` in decimal, with no allocation beyond `out`'s own growth
+// (the JSON bodies of openai_response.cpp use it too).
+void AppendDecimal(std::string& out, uint64_t value);
 
 }  // namespace thalamus::router::http_internal

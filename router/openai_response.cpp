@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "router/http_head.h"
 #include "router/openai_api.h"
 
 namespace thalamus::router::openai {
@@ -137,12 +138,6 @@ void AppendString(std::string& out, std::string_view text) {
   out += '"';
 }
 
-void AppendUnsigned(std::string& out, uint64_t value) {
-  char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
-  out.append(digits, end);
-}
-
 std::string CompletionJson(Api api, const ResponseIds& ids, const wire::QueryResultT& result) {
   std::string out;
   out.reserve(320 + ids.id.size() + ids.model.size() + result.answer.size() + result.answer.size() / 8);
@@ -159,11 +154,11 @@ std::string CompletionJson(Api api, const ResponseIds& ids, const wire::QueryRes
   out += R"(,"logprobs":null,"finish_reason":")";
   out += FinishReason(result);
   out += R"("}],"usage":{"prompt_tokens":)";
-  AppendUnsigned(out, result.prompt_tokens);
+  http_internal::AppendDecimal(out, result.prompt_tokens);
   out += R"(,"completion_tokens":)";
-  AppendUnsigned(out, result.completion_tokens);
+  http_internal::AppendDecimal(out, result.completion_tokens);
   out += R"(,"total_tokens":)";
-  AppendUnsigned(out, uint64_t{result.prompt_tokens} + result.completion_tokens);
+  http_internal::AppendDecimal(out, uint64_t{result.prompt_tokens} + result.completion_tokens);
   out += '}';
   // An extension, as other retrieval-backed APIs do: where the answer came from.
   if (!result.citations.empty()) {

@@ -198,13 +198,9 @@ class ZmqLoad {
   // in flight asks again (closed loop) or goes back to the idle ones.
   void ReceiveOn(size_t index) {
     Client& client = clients_[index];
-    if (!client.waiting) {
-      // Nothing asked: read only to take the socket's commands in.
-      Receive(client, protocol_, *recorder_, outstanding_);
-      return;
-    }
+    const bool asked = client.waiting;  // if not, this read only takes the socket's commands in
     Receive(client, protocol_, *recorder_, outstanding_);
-    if (!client.waiting) Idle(index, Clock::now());
+    if (asked && !client.waiting) Idle(index, Clock::now());
   }
 
   void RecheckSent() {

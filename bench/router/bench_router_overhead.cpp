@@ -6,6 +6,11 @@
 //             (the workers one process each by default, as the experts are)
 //   zmq       client DEALER -> thalamus-router ZeroMQ front end -> echo expert -> back
 //   http      keep-alive POST /v1/chat/completions -> thalamus-router -> echo expert -> back
+// The echo experts get the pipeline depth the proxy's workers have: a REP
+// worker holds whatever its DEALER sends it, so by default each expert may
+// hold every client's request (--expert-queue-limit); with a shallow depth the
+// router queues the rest itself and every round trip to an expert carries
+// fewer requests, which at saturation is a different comparison.
 // Each mode runs at every load point (bench/router/load.h):
 // - closed loop, one per --concurrency N: N clients, each asking again as
 //   soon as its answer is in. Measures capacity; on a small machine the
@@ -370,6 +375,10 @@ int main(int argc, char** argv) {
        "the baseline's REP workers: \"processes\" (one each, like the experts) or \"threads\" (of the proxy's "
        "process, sharing its ZeroMQ I/O thread)")
       ("expert-concurrency", po::value(&router.concurrency)->default_value(2), "requests each echo expert works on at once")
+      ("expert-queue-limit", po::value(&router.queue_limit)->default_value(32),
+       "requests each echo expert holds beyond --expert-concurrency: its pipeline depth, which the broker fills "
+       "(the proxy's REP workers take all a DEALER sends them, so the default lets one replica hold every client's "
+       "request, as there)")
       ("http-threads", po::value(&router.http_threads)->default_value(0), "the router's HTTP I/O threads (0: on its event loop thread)")
       ("zmq-with-trace", po::value(&with_trace)->default_value(true), "ask the ZeroMQ front end for the trace (the wire default)")
       ("router", po::value(&router.binary), "thalamus-router binary (default: beside this one)");
@@ -399,8 +408,9 @@ int main(int argc, char** argv) {
     if (load.payload_bytes < kMinPayloadBytes || load.payload_bytes > (1 << 20)) {
       throw std::invalid_argument("--payload-bytes must be in [" + std::to_string(kMinPayloadBytes) + ", 1048576]");
     }
-    if (router.replicas < 1 || router.concurrency < 1 || router.http_threads < 0) {
-      throw std::invalid_argument("--replicas and --expert-concurrency must be >= 1, --http-threads >= 0");
+    if (router.replicas < 1 || router.concurrency < 1 || router.queue_limit < 0 || router.http_threads < 0) {
+      throw std::invalid_argument(
+          "--replicas and --expert-concurrency must be >= 1, --expert-queue-limit and --http-threads >= 0");
     }
   } catch (const std::exception& e) {
     std::cerr << "bench_router_overhead: " << e.what() << "\n" << options;

@@ -235,7 +235,8 @@ RouterUnderTest::RouterUnderTest(const RouterOptions& options) {
   config_yaml_ = "http: {port: 0, threads: " + std::to_string(options.http_threads) + "}\n" +
                  "broker: {frontend: \"tcp://127.0.0.1:*\", backend: \"tcp://127.0.0.1:*\"}\n" +
                  "experts:\n  - {name: echo, kind: echo, replicas: " + std::to_string(options.replicas) +
-                 ", concurrency: " + std::to_string(options.concurrency) + ", delay_ms: 0}\n";
+                 ", concurrency: " + std::to_string(options.concurrency) +
+                 ", queue_limit: " + std::to_string(options.queue_limit) + ", delay_ms: 0}\n";
   const std::string config = dir_ + "/thalamus.yaml";
   std::ofstream(config) << config_yaml_;
   const std::string ready = dir_ + "/ready.json";

@@ -375,7 +375,7 @@ int main(int argc, char** argv) {
        "the baseline's REP workers: \"processes\" (one each, like the experts) or \"threads\" (of the proxy's "
        "process, sharing its ZeroMQ I/O thread)")
       ("expert-concurrency", po::value(&router.concurrency)->default_value(2), "requests each echo expert works on at once")
-      ("expert-queue-limit", po::value(&router.queue_limit)->default_value(32),
+      ("expert-queue-limit", po::value(&router.queue_limit)->default_value(-1, "the most clients of any load point"),
        "requests each echo expert holds beyond --expert-concurrency: its pipeline depth, which the broker fills "
        "(the proxy's REP workers take all a DEALER sends them, so the default lets one replica hold every client's "
        "request, as there)")
@@ -407,6 +407,10 @@ int main(int argc, char** argv) {
     if (plan.rounds < 1) throw std::invalid_argument("--rounds must be >= 1");
     if (load.payload_bytes < kMinPayloadBytes || load.payload_bytes > (1 << 20)) {
       throw std::invalid_argument("--payload-bytes must be in [" + std::to_string(kMinPayloadBytes) + ", 1048576]");
+    }
+    if (vars["expert-queue-limit"].defaulted()) {
+      router.queue_limit = plan.rates.empty() ? 0 : plan.open_connections;
+      for (int clients : plan.concurrencies) router.queue_limit = std::max(router.queue_limit, clients);
     }
     if (router.replicas < 1 || router.concurrency < 1 || router.queue_limit < 0 || router.http_threads < 0) {
       throw std::invalid_argument(

@@ -58,7 +58,7 @@ struct RouterOptions {
   std::string binary;        // thalamus-router
   int replicas = 2;          // echo experts
   int concurrency = 2;       // requests each works on at once
-  int queue_limit = 32;      // requests each holds beyond concurrency (its pipeline depth)
+  int queue_limit = 2;       // requests each holds beyond concurrency (its pipeline depth)
   int http_threads = 0;        // 0: HTTP on the router's event loop thread
 };
 

@@ -39,7 +39,7 @@ start=$(date +%s)
 if cmake -S . -B build-gpu "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DTHALAMUS_COMPUTE_ONLY=ON \
      -DTHALAMUS_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_CUDA_COMPILER="${CUDACXX:-/usr/local/cuda/bin/nvcc}" \
      -DCMAKE_PREFIX_PATH="$torch_prefix;$deps" -DICU_ROOT="$deps" \
-     -DTHALAMUS_SHARED_DIR="$repo/.gpu-deps/shared" -DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST \
+     -DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST \
      > "$out/build.log" 2>&1 &&
    cmake --build build-gpu -j "$(nproc)" >> "$out/build.log" 2>&1; then
   summary+=("build: ok in $(( $(date +%s) - start )) s")

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Run here (Debian 12 with the packages of scripts/common.sh): copies what
 # kernels/ and models/ need beyond CUDA and a pip LibTorch — nlohmann_json and
-# ICU headers and libraries, GoogleTest and Google Benchmark, and the shared
-# GPT-NeoX tokenizer the model tests read — into .gpu-deps/ (git-ignored), a
+# ICU headers and libraries, GoogleTest and Google Benchmark — into .gpu-deps/ (git-ignored), a
 # prefix to carry to a GPU machine that has no Debian packages. x86-64 only;
 # Debian's libraries run on newer glibc systems.
 set -euo pipefail
@@ -27,7 +26,4 @@ for lib in icuuc icudata; do
   (cd "$out/lib/$arch" && ln -sf "$(basename "$real")" "lib$lib.so.$major" && ln -sf "$(basename "$real")" "lib$lib.so")
 done
 
-shared="$repo/.gpu-deps/shared/tokenizers/gpt-neox-20b"
-mkdir -p "$shared"
-cp "$repo/../shared/tokenizers/gpt-neox-20b/tokenizer.json" "$shared/"
 du -sh "$repo/.gpu-deps"

@@ -11,7 +11,7 @@ namespace thalamus::models {
 namespace {
 
 const std::string kDataDir = std::string(THALAMUS_TEST_DATA_DIR) + "/models";
-const std::string kNeoxTokenizer = std::string(THALAMUS_SHARED_DIR) + "/tokenizers/gpt-neox-20b/tokenizer.json";
+const std::string kNeoxTokenizer = std::string(THALAMUS_TEST_DATA_DIR) + "/tokenizers/gpt-neox-20b/tokenizer.json";
 
 // Expected ids and texts written by tools/fixtures/make_model_fixtures.py
 // with Hugging Face `tokenizers`.

@@ -1,4 +1,4 @@
-// thalamus: the command-line tool (cli/cli.h).
-#include "cli/cli.h"
+// thalamus: the command-line tool (apps/thalamus_main.h).
+#include "apps/thalamus_main.h"
 
-int main(int argc, char** argv) { return thalamus::cli::Main(argc, argv); }
+int main(int argc, char** argv) { return thalamus::apps::ToolMain(argc, argv); }

@@ -1,4 +1,4 @@
-// thalamus-expert: serves one expert of a config (experts/worker.h).
-#include "experts/worker.h"
+// thalamus-expert: serves one expert of a config (apps/expert_main.h).
+#include "apps/expert_main.h"
 
-int main(int argc, char** argv) { return thalamus::experts::ExpertMain(argc, argv); }
+int main(int argc, char** argv) { return thalamus::apps::ExpertMain(argc, argv); }

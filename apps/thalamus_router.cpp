@@ -1,4 +1,4 @@
-// thalamus-router: the router process (router/router.h).
-#include "router/router.h"
+// thalamus-router: the router process (apps/router_main.h).
+#include "apps/router_main.h"
 
-int main(int argc, char** argv) { return thalamus::router::RouterMain(argc, argv); }
+int main(int argc, char** argv) { return thalamus::apps::RouterMain(argc, argv); }

@@ -1,4 +1,4 @@
-// The subcommand table; private to cli/.
+// cli/: the subcommands of the `thalamus` tool (dispatched by apps/thalamus_main.cpp).
 #pragma once
 
 #include <cstdint>

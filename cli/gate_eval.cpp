@@ -14,7 +14,7 @@
 #include "cli/parse_options.h"
 #include "config/config.h"
 #include "retrieval/embedder.h"
-#include "router/gate_model.h"
+#include "gate/gate_model.h"
 
 namespace thalamus::cli {
 namespace {
@@ -49,8 +49,8 @@ double Accuracy(const std::vector<size_t>& truth, const std::vector<size_t>& pre
 }
 
 // The nearest training example's label, by cosine (the embeddings are unit length).
-std::vector<size_t> NearestExample(const retrieval::Embedder& embedder, const std::vector<router::GateExample>& train,
-                                   const std::vector<router::GateExample>& test, const std::vector<std::string>& labels) {
+std::vector<size_t> NearestExample(const retrieval::Embedder& embedder, const std::vector<gate::GateExample>& train,
+                                   const std::vector<gate::GateExample>& test, const std::vector<std::string>& labels) {
   const size_t dim = embedder.dim();
   std::vector<std::string> texts;
   for (const auto& example : train) texts.push_back(example.text);
@@ -94,14 +94,14 @@ int RunGateEval(int argc, char** argv) {
         vars.count("config") ? config::LoadFile(vars["config"].as<std::string>()) : config::LoadDefault();
     const std::string gate_path = vars.count("gate") ? vars["gate"].as<std::string>() : cfg.gate.path;
     if (gate_path.empty()) throw std::runtime_error("no gate file: pass --gate or set gate.path in the config");
-    auto model = router::GateModel::Load(gate_path);
+    auto model = gate::GateModel::Load(gate_path);
     const std::vector<std::string>& labels = model->metadata().services;
     std::set<std::string> configured;
     for (const auto& expert : cfg.experts) configured.insert(expert.name);
     if (std::set<std::string>(labels.begin(), labels.end()) != configured) {
       throw std::runtime_error(gate_path + " was trained for other services than " + cfg.file + " configures");
     }
-    const auto test = router::ReadGateExamples(vars["data"].as<std::string>());
+    const auto test = gate::ReadGateExamples(vars["data"].as<std::string>());
     std::vector<std::string> texts;
     std::vector<size_t> truth;
     for (size_t i = 0; i < test.size(); ++i) {
@@ -136,7 +136,7 @@ int RunGateEval(int argc, char** argv) {
       std::printf("baseline: pass --train FILE to compare with the nearest training example\n");
       return 0;
     }
-    const auto train = router::ReadGateExamples(vars["train"].as<std::string>());
+    const auto train = gate::ReadGateExamples(vars["train"].as<std::string>());
     if (train.empty()) throw std::runtime_error("--train has no examples");
     for (size_t i = 0; i < train.size(); ++i) {
       if (IndexOf(labels, train[i].expert) == labels.size()) {

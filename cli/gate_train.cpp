@@ -9,7 +9,7 @@
 #include "cli/commands.h"
 #include "cli/parse_options.h"
 #include "config/config.h"
-#include "router/gate_model.h"
+#include "gate/gate_model.h"
 
 namespace thalamus::cli {
 namespace {
@@ -17,7 +17,7 @@ namespace {
 namespace po = boost::program_options;
 
 int RunGateTrain(int argc, char** argv) {
-  router::GateTrainOptions train;
+  gate::GateTrainOptions train;
   po::options_description options(
       "thalamus gate train: train the gate on labelled examples ({\"text\", \"expert\"} per JSONL line)");
   options.add_options()("help,h", "show this help")
@@ -49,9 +49,9 @@ int RunGateTrain(int argc, char** argv) {
         vars.count("config") ? config::LoadFile(vars["config"].as<std::string>()) : config::LoadDefault();
     std::vector<std::string> services;
     for (const config::ExpertConfig& expert : cfg.experts) services.push_back(expert.name);
-    const auto examples = router::ReadGateExamples(vars["data"].as<std::string>());
+    const auto examples = gate::ReadGateExamples(vars["data"].as<std::string>());
     const std::string out = vars["out"].as<std::string>();
-    const router::GateTrainReport report = router::GateModel::Train(services, examples, train, out);
+    const gate::GateTrainReport report = gate::GateModel::Train(services, examples, train, out);
     std::map<std::string, int> per_service;
     for (const auto& example : examples) ++per_service[example.expert];
     std::printf("trained on %zu examples:", report.examples);
@@ -69,7 +69,7 @@ int RunGateTrain(int argc, char** argv) {
 }  // namespace
 
 int RunGate(int argc, char** argv) {
-  router::UseOneTorchThread();
+  gate::UseOneTorchThread();
   if (argc >= 2 && std::strcmp(argv[1], "train") == 0) return RunGateTrain(argc - 1, argv + 1);
   if (argc >= 2 && std::strcmp(argv[1], "eval") == 0) return RunGateEval(argc - 1, argv + 1);
   std::fprintf(stderr,

@@ -88,7 +88,9 @@ retrieval::DomainSetup BaseSetup(const po::variables_map& vars) {
   const config::Config cfg = config::LoadFile(vars["config"].as<std::string>());
   const config::ExpertConfig* expert = cfg.FindExpert(vars["expert"].as<std::string>());
   if (expert == nullptr) throw std::runtime_error(cfg.file + ": no expert named '" + vars["expert"].as<std::string>() + "'");
-  if (expert->kind != "rag") throw std::runtime_error("expert '" + expert->name + "' is kind " + expert->kind + ", not rag");
+  if (expert->kind != config::ExpertKind::kRag) {
+    throw std::runtime_error("expert '" + expert->name + "' is kind " + config::Name(expert->kind) + ", not rag");
+  }
   retrieval::DomainSetup setup = retrieval::SetupFromConfig(*expert);
   for (const std::string& missing : setup.missing) std::fprintf(stderr, "thalamus ingest: warning: source %s does not exist\n", missing.c_str());
   return setup;

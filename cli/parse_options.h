@@ -1,4 +1,5 @@
-// The option parsing every `thalamus` subcommand shares; private to cli/.
+// The option parsing every `thalamus` subcommand shares, and the mains of
+// apps/ too.
 #pragma once
 
 #include <functional>

@@ -11,18 +11,89 @@
 namespace thalamus::config {
 namespace {
 
-const std::set<std::string> kKinds = {"echo", "mamba", "transformer", "rag"};
+// The spelling of each enum value in the file, in the order error messages list them.
+template <typename E>
+struct Choice {
+  const char* name;
+  E value;
+};
+constexpr Choice<ExpertKind> kKinds[] = {{"echo", ExpertKind::kEcho},
+                                         {"mamba", ExpertKind::kMamba},
+                                         {"transformer", ExpertKind::kTransformer},
+                                         {"rag", ExpertKind::kRag}};
+constexpr Choice<Aggregation> kAggregations[] = {{"top1", Aggregation::kTop1},
+                                                 {"weighted", Aggregation::kWeighted},
+                                                 {"concat", Aggregation::kConcat},
+                                                 {"ralm", Aggregation::kRalm}};
+constexpr Choice<Launch> kLaunches[] = {{"local", Launch::kLocal}, {"external", Launch::kExternal}};
+constexpr Choice<DType> kDTypes[] = {{"float32", DType::kFloat32}, {"bfloat16", DType::kBFloat16}};
+constexpr Choice<ContextPolicy> kContextPolicies[] = {{"error", ContextPolicy::kError},
+                                                      {"truncate_left", ContextPolicy::kTruncateLeft}};
+constexpr Choice<IndexType> kIndexTypes[] = {
+    {"flat", IndexType::kFlat}, {"ivf", IndexType::kIvf}, {"hnsw", IndexType::kHnsw}};
+constexpr Choice<ChunkUnit> kChunkUnits[] = {{"chars", ChunkUnit::kChars}, {"tokens", ChunkUnit::kTokens}};
+
+template <typename E, size_t N>
+const char* NameIn(const Choice<E> (&choices)[N], E value) {
+  for (const Choice<E>& choice : choices) {
+    if (choice.value == value) return choice.name;
+  }
+  return "?";
+}
+
+template <typename E, size_t N>
+const E* FindIn(const Choice<E> (&choices)[N], const std::string& name) {
+  for (const Choice<E>& choice : choices) {
+    if (name == choice.name) return &choice.value;
+  }
+  return nullptr;
+}
+
+// `key`'s value as one of `choices`, `fallback` when absent.
+template <typename E, size_t N>
+E OneOf(const MapReader& map, const std::string& key, E fallback, const Choice<E> (&choices)[N]) {
+  const std::string text = map.String(key, NameIn(choices, fallback));
+  if (const E* value = FindIn(choices, text)) return *value;
+  std::string expected;
+  for (const Choice<E>& choice : choices) expected += (expected.empty() ? "" : ", ") + std::string(choice.name);
+  map.Fail(key, "must be one of " + expected + ", got '" + text + "'");
+}
+
+// cpu, cuda or cuda:N (N a GPU number, 0-255).
+Device ParseDevice(const MapReader& map, const Device& fallback) {
+  const std::string text = map.String("device", Name(fallback));
+  if (text == "cpu") return {};
+  if (text == "cuda") return {Device::Type::kCuda, -1};
+  const std::string prefix = "cuda:";
+  const std::string digits = text.rfind(prefix, 0) == 0 ? text.substr(prefix.size()) : "";
+  if (!digits.empty() && digits.size() <= 3 && digits.find_first_not_of("0123456789") == std::string::npos &&
+      std::stoi(digits) <= 255) {
+    return {Device::Type::kCuda, std::stoi(digits)};
+  }
+  map.Fail("device", "must be cpu, cuda or cuda:N, got '" + text + "'");
+}
 
 // Keys every expert block may have, and the extra keys of each kind.
 const std::set<std::string> kCommonExpertKeys = {"name", "kind", "replicas", "launch", "device", "threads",
                                                  "concurrency", "queue_limit", "description"};
-const std::map<std::string, std::set<std::string>> kKindKeys = {
-    {"echo", {"delay_ms", "failure_rate", "prefix"}},
-    {"mamba", {"model", "tokenizer", "dtype", "max_batch", "max_context", "context_policy"}},
-    {"transformer", {"model", "tokenizer", "dtype", "max_batch", "max_context", "context_policy"}},
-    {"rag", {"domain", "index", "top_k", "embedder", "index_type", "chunk_size", "chunk_overlap", "chunk_unit", "sources",
-             "include", "exclude", "nprobe", "ef_search"}},
-};
+const std::set<std::string>& KindKeys(ExpertKind kind) {
+  static const std::set<std::string> echo = {"delay_ms", "failure_rate", "prefix"};
+  static const std::set<std::string> language_model = {"model",     "tokenizer",   "dtype",
+                                                       "max_batch", "max_context", "context_policy"};
+  static const std::set<std::string> rag = {"domain",        "index",      "top_k",   "embedder", "index_type",
+                                            "chunk_size",    "chunk_overlap", "chunk_unit", "sources", "include",
+                                            "exclude",       "nprobe",     "ef_search"};
+  switch (kind) {
+    case ExpertKind::kEcho:
+      return echo;
+    case ExpertKind::kMamba:
+    case ExpertKind::kTransformer:
+      return language_model;
+    case ExpertKind::kRag:
+      return rag;
+  }
+  return echo;
+}
 
 void ParseHttp(const MapReader& map, HttpConfig& http) {
   http.host = map.String("host", http.host);
@@ -87,15 +158,16 @@ ExpertConfig ParseExpert(const MapReader& map) {
   e.line = map.line();
   e.name = map.RequiredString("name");
   map.CheckName("name", e.name);
-  e.kind = map.RequiredString("kind");
-  if (!kKinds.count(e.kind)) map.Fail("kind", "unknown kind '" + e.kind + "' (expected echo, mamba, transformer or rag)");
+  const std::string kind = map.RequiredString("kind");
+  const ExpertKind* known = FindIn(kKinds, kind);
+  if (!known) map.Fail("kind", "unknown kind '" + kind + "' (expected echo, mamba, transformer or rag)");
+  e.kind = *known;
   std::set<std::string> allowed = kCommonExpertKeys;
-  allowed.insert(kKindKeys.at(e.kind).begin(), kKindKeys.at(e.kind).end());
+  allowed.insert(KindKeys(e.kind).begin(), KindKeys(e.kind).end());
 
   e.replicas = map.Int("replicas", e.replicas, 0, 1024);
-  e.launch = map.OneOf("launch", e.launch, {"local", "external"});
-  e.device = map.String("device", e.device);
-  if (e.device != "cpu" && e.device.rfind("cuda", 0) != 0) map.Fail("device", "must be cpu, cuda or cuda:N, got '" + e.device + "'");
+  e.launch = OneOf(map, "launch", e.launch, kLaunches);
+  e.device = ParseDevice(map, e.device);
   e.threads = map.Int("threads", e.threads, 1, 1024);
   e.concurrency = map.Int("concurrency", e.concurrency, 1, 4096);
   e.queue_limit = map.Int("queue_limit", e.queue_limit, 0, 1 << 20);
@@ -107,29 +179,28 @@ ExpertConfig ParseExpert(const MapReader& map) {
 
   e.model = map.Path("model", e.model);
   e.tokenizer = map.Path("tokenizer", e.tokenizer);
-  // No float16: LibTorch on the CPU lacks half-precision kernels for much of a forward pass.
-  e.dtype = map.OneOf("dtype", e.dtype, {"float32", "bfloat16"});
+  e.dtype = OneOf(map, "dtype", e.dtype, kDTypes);
   e.max_batch = map.Int("max_batch", e.max_batch, 1, 1024);
   e.max_context = map.Int("max_context", e.max_context, 0, 1 << 24);
-  e.context_policy = map.OneOf("context_policy", e.context_policy, {"error", "truncate_left"});
-  if ((e.kind == "mamba" || e.kind == "transformer") && e.model.empty()) map.Fail("model", "is required for kind " + e.kind);
+  e.context_policy = OneOf(map, "context_policy", e.context_policy, kContextPolicies);
+  if (IsGenerator(e.kind) && e.model.empty()) map.Fail("model", "is required for kind " + kind);
 
   e.domain = map.String("domain", e.domain);
   e.index = map.Path("index", e.index);
   e.top_k = map.Int("top_k", e.top_k, 1, 1000);
   e.embedder = map.String("embedder", e.embedder);
-  e.index_type = map.OneOf("index_type", e.index_type, {"flat", "ivf", "hnsw"});
+  e.index_type = OneOf(map, "index_type", e.index_type, kIndexTypes);
   e.chunk_size = map.Int("chunk_size", e.chunk_size, 16, 1 << 20);
   e.chunk_overlap = map.Int("chunk_overlap", e.chunk_overlap, 0, 1 << 20);
   if (e.chunk_overlap >= e.chunk_size) map.Fail("chunk_overlap", "must be smaller than chunk_size");
-  e.chunk_unit = map.OneOf("chunk_unit", e.chunk_unit, {"chars", "tokens"});
+  e.chunk_unit = OneOf(map, "chunk_unit", e.chunk_unit, kChunkUnits);
   e.sources = map.PathList("sources");
   e.include = map.StringList("include");
   e.exclude = map.StringList("exclude");
   e.nprobe = map.Int("nprobe", e.nprobe, 0, 1 << 20);
   e.ef_search = map.Int("ef_search", e.ef_search, 0, 1 << 20);
-  if (e.kind == "rag" && e.index.empty()) map.Fail("index", "is required for kind rag");
-  if (e.kind == "rag" && e.domain.empty()) e.domain = e.name;
+  if (e.kind == ExpertKind::kRag && e.index.empty()) map.Fail("index", "is required for kind rag");
+  if (e.kind == ExpertKind::kRag && e.domain.empty()) e.domain = e.name;
 
   map.RejectUnknown(allowed);
   return e;
@@ -144,7 +215,7 @@ Config Parse(const YAML::Node& root, const std::string& file) {
   if (auto node = top.Child("gate")) ParseGate(*node, cfg.gate);
   if (auto node = top.Child("ralm")) ParseRalm(*node, cfg.ralm);
   if (auto node = top.Child("supervisor")) ParseSupervisor(*node, cfg.supervisor);
-  cfg.aggregation = top.OneOf("aggregation", cfg.aggregation, {"top1", "weighted", "concat", "ralm"});
+  cfg.aggregation = OneOf(top, "aggregation", cfg.aggregation, kAggregations);
   std::set<std::string> names;
   for (const MapReader& block : top.List("experts")) {
     ExpertConfig expert = ParseExpert(block);
@@ -160,6 +231,18 @@ Config Parse(const YAML::Node& root, const std::string& file) {
 }
 
 }  // namespace
+
+const char* Name(ExpertKind kind) { return NameIn(kKinds, kind); }
+const char* Name(Aggregation aggregation) { return NameIn(kAggregations, aggregation); }
+const char* Name(Launch launch) { return NameIn(kLaunches, launch); }
+const char* Name(DType dtype) { return NameIn(kDTypes, dtype); }
+const char* Name(ContextPolicy policy) { return NameIn(kContextPolicies, policy); }
+const char* Name(IndexType type) { return NameIn(kIndexTypes, type); }
+const char* Name(ChunkUnit unit) { return NameIn(kChunkUnits, unit); }
+std::string Name(const Device& device) {
+  if (device.type == Device::Type::kCpu) return "cpu";
+  return device.index < 0 ? "cuda" : "cuda:" + std::to_string(device.index);
+}
 
 const ExpertConfig* Config::FindExpert(const std::string& name) const {
   for (const ExpertConfig& e : experts) {

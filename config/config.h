@@ -6,6 +6,9 @@
 // type or bad value throws ConfigError whose message names the file, the line
 // and the key ("config.yaml:12:5: experts[1].replicas: must be >= 1").
 // config/default.yaml is compiled into the binaries as the embedded default.
+// Closed sets of values (kind, aggregation, launch, device, dtype,
+// context_policy, index_type, chunk_unit) are enums, checked here once; other
+// modules switch on them and never validate them again.
 #pragma once
 
 #include <cstddef>
@@ -20,6 +23,37 @@ class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+enum class ExpertKind { kEcho, kMamba, kTransformer, kRag };
+enum class Aggregation { kTop1, kWeighted, kConcat, kRalm };
+enum class Launch { kLocal, kExternal };
+// No float16: LibTorch on the CPU lacks half-precision kernels for much of a forward pass.
+enum class DType { kFloat32, kBFloat16 };
+enum class ContextPolicy { kError, kTruncateLeft };
+enum class IndexType { kFlat, kIvf, kHnsw };
+enum class ChunkUnit { kChars, kTokens };
+
+// cpu, cuda (the current GPU) or cuda:N.
+struct Device {
+  enum class Type { kCpu, kCuda };
+  Type type = Type::kCpu;
+  int index = -1;  // cuda:N; -1 for cpu and plain cuda
+  bool operator==(const Device&) const = default;
+};
+
+// Each value as the config file spells it ("mamba", "truncate_left",
+// "cuda:1", ...): for messages, logs, metrics labels and the trace.
+const char* Name(ExpertKind kind);
+const char* Name(Aggregation aggregation);
+const char* Name(Launch launch);
+const char* Name(DType dtype);
+const char* Name(ContextPolicy policy);
+const char* Name(IndexType type);
+const char* Name(ChunkUnit unit);
+std::string Name(const Device& device);
+
+// mamba and transformer: the kinds that generate text.
+inline bool IsGenerator(ExpertKind kind) { return kind == ExpertKind::kMamba || kind == ExpertKind::kTransformer; }
 
 struct HttpConfig {
   std::string host = "127.0.0.1";
@@ -74,10 +108,10 @@ struct RalmConfig {
 
 struct ExpertConfig {
   std::string name;                     // the service name clients and the gate use
-  std::string kind;                     // echo, mamba, transformer, rag
+  ExpertKind kind = ExpertKind::kEcho;
   int replicas = 1;
-  std::string launch = "local";         // local: the router's supervisor starts it; external: started by hand
-  std::string device = "cpu";           // cpu, cuda, cuda:N
+  Launch launch = Launch::kLocal;       // local: the router's supervisor starts it; external: started by hand
+  Device device;
   int threads = 1;                      // compute threads per replica
   int concurrency = 1;                  // requests one replica works on at once
   int queue_limit = 2;                  // requests one replica holds beyond concurrency (its pipeline depth)
@@ -91,20 +125,20 @@ struct ExpertConfig {
   // mamba, transformer
   std::string model;                    // checkpoint directory (config.json + *.safetensors)
   std::string tokenizer;                // tokenizer.json; default: <model>/tokenizer.json
-  std::string dtype = "float32";
+  DType dtype = DType::kFloat32;
   int max_batch = 8;
   int max_context = 0;                  // 0: the model's own limit
-  std::string context_policy = "error"; // error | truncate_left
+  ContextPolicy context_policy = ContextPolicy::kError;
 
   // rag
   std::string domain;
   std::string index;                    // index directory written by `thalamus ingest`
   int top_k = 4;
   std::string embedder = "hashing";     // hashing | hashing:DIM | bert:DIR | DIR (sentence-transformers checkpoint)
-  std::string index_type = "flat";      // flat | ivf | hnsw (changing it rebuilds the index on the next ingest)
+  IndexType index_type = IndexType::kFlat;  // changing it rebuilds the index on the next ingest
   int chunk_size = 1000;                // per chunk, in chunk_unit
   int chunk_overlap = 200;              // shared with the previous chunk; < chunk_size
-  std::string chunk_unit = "chars";     // chars | tokens
+  ChunkUnit chunk_unit = ChunkUnit::kChars;
   std::vector<std::string> sources;     // files/directories the index is synced with at start (relative: to this file's directory)
   std::vector<std::string> include;     // glob patterns for files found in source directories ("*.md"); empty: all text files
   std::vector<std::string> exclude;     // glob patterns skipped
@@ -129,7 +163,7 @@ struct Config {
   GateConfig gate;
   RalmConfig ralm;
   SupervisorConfig supervisor;
-  std::string aggregation = "top1";     // top1 | weighted | concat | ralm
+  Aggregation aggregation = Aggregation::kTop1;
   std::vector<ExpertConfig> experts;
 
   // nullptr when no expert has this name.

@@ -113,17 +113,6 @@ std::string MapReader::Endpoint(const std::string& key, const std::string& fallb
   return text;
 }
 
-std::string MapReader::OneOf(const std::string& key, const std::string& fallback,
-                             std::initializer_list<const char*> choices) const {
-  std::string text = String(key, fallback);
-  std::string expected;
-  for (const char* choice : choices) {
-    if (text == choice) return text;
-    expected += (expected.empty() ? "" : ", ") + std::string(choice);
-  }
-  Fail(key, "must be one of " + expected + ", got '" + text + "'");
-}
-
 int MapReader::Int(const std::string& key, int fallback, int min, int max) const {
   auto value = Get(key);
   if (!value) return fallback;

@@ -3,7 +3,6 @@
 // Private to config/.
 #pragma once
 
-#include <initializer_list>
 #include <optional>
 #include <set>
 #include <string>
@@ -32,7 +31,6 @@ class MapReader {
   std::vector<std::string> PathList(const std::string& key) const;
   // A ZeroMQ endpoint: tcp://host:port, tcp://host:*, ipc://path or inproc://name.
   std::string Endpoint(const std::string& key, const std::string& fallback) const;
-  std::string OneOf(const std::string& key, const std::string& fallback, std::initializer_list<const char*> choices) const;
   int Int(const std::string& key, int fallback, int min, int max) const;
   double Double(const std::string& key, double fallback, double min, double max) const;
   bool Bool(const std::string& key, bool fallback) const;

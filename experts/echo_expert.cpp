@@ -40,9 +40,7 @@ class EchoExpert : public Expert {
     wire::ExpertReplyT reply;
     if (ShouldFail()) {
       SleepUnlessCancelled(job, delay_);
-      reply.status = wire::StatusCode::EXPERT_FAILED;
-      reply.error = "echo: injected failure (failure_rate)";
-      return reply;
+      return messages::ErrorReply(wire::StatusCode::EXPERT_FAILED, "echo: injected failure (failure_rate)");
     }
     const std::string text = prefix_ + PromptText(job.request());
     const std::vector<std::string> words = Words(text);

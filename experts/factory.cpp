@@ -7,14 +7,19 @@
 
 namespace thalamus::experts {
 
-// Each kind's maker; kinds whose module is not built report it clearly.
+// Each kind's maker.
 std::unique_ptr<Expert> MakeExpert(const config::ExpertConfig& expert_config) {
-  const std::string& kind = expert_config.kind;
-  if (kind == "echo") return MakeEchoExpert(expert_config);
-  if (kind == "mamba") return MakeMambaExpert(expert_config);
-  if (kind == "transformer") return MakeTransformerExpert(expert_config);
-  if (kind == "rag") return MakeRagExpert(expert_config);
-  throw std::runtime_error("expert '" + expert_config.name + "': kind '" + kind + "' is not available in this build");
+  switch (expert_config.kind) {
+    case config::ExpertKind::kEcho:
+      return MakeEchoExpert(expert_config);
+    case config::ExpertKind::kMamba:
+      return MakeMambaExpert(expert_config);
+    case config::ExpertKind::kTransformer:
+      return MakeTransformerExpert(expert_config);
+    case config::ExpertKind::kRag:
+      return MakeRagExpert(expert_config);
+  }
+  throw std::logic_error("expert '" + expert_config.name + "': unhandled kind");
 }
 
 }  // namespace thalamus::experts

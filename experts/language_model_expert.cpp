@@ -57,8 +57,24 @@ struct LoadedModel {
 };
 using Loader = std::function<LoadedModel(const config::ExpertConfig&)>;
 
+torch::ScalarType ToTorch(config::DType dtype) {
+  return dtype == config::DType::kBFloat16 ? torch::kBFloat16 : torch::kFloat32;
+}
+
+// Checked against this build and machine (CUDA present, GPU count), which
+// the config cannot know.
+torch::Device ToTorch(const config::Device& device) {
+  if (device.type == config::Device::Type::kCpu) return torch::kCPU;
+  return models::AvailableDevice(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(device.index)));
+}
+
+models::ContextPolicy ToModels(config::ContextPolicy policy) {
+  return policy == config::ContextPolicy::kTruncateLeft ? models::ContextPolicy::kTruncateLeft
+                                                        : models::ContextPolicy::kError;
+}
+
 LoadedModel LoadMamba(const config::ExpertConfig& c) {
-  auto model = models::MambaModel::Load(c.model, models::DTypeFromName(c.dtype), models::DeviceFromName(c.device));
+  auto model = models::MambaModel::Load(c.model, ToTorch(c.dtype), ToTorch(c.device));
   LoadedModel loaded;
   loaded.eos_token_id = model->config().eos_token_id;
   loaded.context_limit = c.max_context;
@@ -67,10 +83,10 @@ LoadedModel LoadMamba(const config::ExpertConfig& c) {
 }
 
 LoadedModel LoadGptNeox(const config::ExpertConfig& c) {
-  if (models::DeviceFromName(c.device) != torch::Device(torch::kCPU)) {
-    throw std::invalid_argument("device '" + c.device + "': the transformer expert runs on cpu only");
+  if (c.device.type != config::Device::Type::kCpu) {
+    throw std::invalid_argument("device '" + config::Name(c.device) + "': the transformer expert runs on cpu only");
   }
-  auto model = models::GptNeoxModel::Load(c.model, models::DTypeFromName(c.dtype), c.max_context);
+  auto model = models::GptNeoxModel::Load(c.model, ToTorch(c.dtype), c.max_context);
   LoadedModel loaded;
   loaded.eos_token_id = model->config().eos_token_id;
   loaded.context_limit = model->MaxContext();
@@ -80,13 +96,13 @@ LoadedModel LoadGptNeox(const config::ExpertConfig& c) {
 
 class LanguageModelExpert : public Expert {
  public:
-  LanguageModelExpert(const config::ExpertConfig& c, const Loader& load) : kind_(c.kind) {
+  LanguageModelExpert(const config::ExpertConfig& c, const Loader& load) : kind_(config::Name(c.kind)) {
     const std::string who = "expert '" + c.name + "': ";
-    if (c.model.empty()) throw std::runtime_error(who + "kind " + c.kind + " needs `model:`, a checkpoint directory");
+    if (c.model.empty()) throw std::runtime_error(who + "kind " + kind_ + " needs `model:`, a checkpoint directory");
     if (c.max_context < 0) throw std::runtime_error(who + "max_context must be >= 0");
     std::optional<int32_t> eos;
     try {
-      policy_ = models::ContextPolicyFromName(c.context_policy);
+      policy_ = ToModels(c.context_policy);
       if (c.threads > 0) models::SetComputeThreads(c.threads);
       LoadedModel loaded = load(c);
       model_ = std::move(loaded.model);
@@ -105,20 +121,14 @@ class LanguageModelExpert : public Expert {
   std::string Model() const override { return model_name_; }
 
   wire::ExpertReplyT Serve(Job& job) override {
-    const auto start = std::chrono::steady_clock::now();
     wire::ExpertReplyT reply;
     try {
       Fill(batcher_->Submit(Prepare(job)).get(), reply);
     } catch (const RequestError& e) {
-      reply.status = e.code;
-      reply.error = e.what();
-      reply.finish_reason = "error";
+      return messages::ErrorReply(e.code, e.what());
     } catch (const std::exception& e) {
-      reply.status = wire::StatusCode::INTERNAL;
-      reply.error = kind_ + ": " + e.what();
-      reply.finish_reason = "error";
+      return messages::ErrorReply(wire::StatusCode::INTERNAL, kind_ + ": " + e.what());
     }
-    reply.compute_ms = std::chrono::duration<float, std::milli>(std::chrono::steady_clock::now() - start).count();
     return reply;
   }
 
@@ -171,6 +181,7 @@ class LanguageModelExpert : public Expert {
         reply.finish_reason = "cancelled";
         break;
       case models::FinishReason::kError:
+        // The tokens generated before the failure still count (usage).
         reply.status = wire::StatusCode::EXPERT_FAILED;
         reply.error = kind_ + ": " + result.error;
         reply.finish_reason = "error";

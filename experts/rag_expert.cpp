@@ -108,15 +108,11 @@ class RagExpert : public Expert {
   std::string Model() const override { return model_; }
 
   wire::ExpertReplyT Serve(Job& job) override {
-    const auto start = Clock::now();
     wire::ExpertReplyT reply;
     const wire::ExpertRequestT& request = job.request();
     const std::string query = QueryText(request);
     if (query.find_first_not_of(" \t\r\n") == std::string::npos) {
-      reply.status = wire::StatusCode::BAD_REQUEST;
-      reply.error = "rag expert '" + name_ + "': empty query";
-      reply.finish_reason = "error";
-      return reply;
+      return messages::ErrorReply(wire::StatusCode::BAD_REQUEST, "rag expert '" + name_ + "': empty query");
     }
     const size_t k = std::min<size_t>(request.top_k_passages > 0 ? request.top_k_passages : top_k_, kMaxTopK);
     try {
@@ -128,11 +124,8 @@ class RagExpert : public Expert {
       reply.finish_reason = "stop";
       if (request.stream) job.EmitText(reply.text);
     } catch (const std::exception& e) {
-      reply.status = wire::StatusCode::EXPERT_FAILED;
-      reply.error = "rag expert '" + name_ + "': " + e.what();
-      reply.finish_reason = "error";
+      return messages::ErrorReply(wire::StatusCode::EXPERT_FAILED, "rag expert '" + name_ + "': " + e.what());
     }
-    reply.compute_ms = std::chrono::duration<float, std::milli>(Clock::now() - start).count();
     return reply;
   }
 

@@ -44,7 +44,6 @@ class Worker::Impl {
 
   void Run(const std::atomic<bool>& stop);
 
-  std::atomic<uint64_t> served{0};
   std::atomic<uint64_t> invalid_frames{0};
   std::atomic<uint64_t> reconnects{0};
 
@@ -158,14 +157,11 @@ wire::ExpertReplyT Worker::Impl::ServeOne(ServedJob& job) {
   try {
     reply = expert_->Serve(job);
   } catch (const std::exception& e) {
-    reply = wire::ExpertReplyT();
-    reply.status = wire::StatusCode::INTERNAL;
-    reply.error = std::string("expert threw: ") + e.what();
+    reply = messages::ErrorReply(wire::StatusCode::INTERNAL, std::string("expert threw: ") + e.what());
   }
   reply.request_id = job.request().request_id;
   reply.compute_ms = std::chrono::duration<float, std::milli>(Clock::now() - start).count();
   if (reply.status != wire::StatusCode::OK && reply.finish_reason.empty()) reply.finish_reason = "error";
-  served++;
   return reply;
 }
 
@@ -215,11 +211,8 @@ void Worker::Impl::Accept(zmq::socket_t& socket, wire::ExpertRequestT request) {
   if (jobs_.count(id)) return;  // a duplicate delivery
   if (jobs_.size() - cancelled_jobs_ >= static_cast<size_t>(options_.concurrency + options_.queue_limit)) {
     lock.unlock();
-    wire::ExpertReplyT reply;
+    wire::ExpertReplyT reply = messages::ErrorReply(wire::StatusCode::OVERLOADED, "worker queue full");
     reply.request_id = id;
-    reply.status = wire::StatusCode::OVERLOADED;
-    reply.error = "worker queue full";
-    reply.finish_reason = "error";
     Send(socket, messages::EncodeBody(std::move(reply)));
     return;
   }
@@ -350,7 +343,6 @@ Worker::Worker(WorkerOptions options, std::unique_ptr<Expert> expert)
     : impl_(std::make_unique<Impl>(std::move(options), std::move(expert))) {}
 Worker::~Worker() = default;
 void Worker::Run(const std::atomic<bool>& stop) { impl_->Run(stop); }
-uint64_t Worker::served() const { return impl_->served.load(); }
 uint64_t Worker::invalid_frames() const { return impl_->invalid_frames.load(); }
 uint64_t Worker::reconnects() const { return impl_->reconnects.load(); }
 

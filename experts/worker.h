@@ -41,7 +41,6 @@ class Worker {
   void Run(const std::atomic<bool>& stop);
 
   // Counters, for tests and logs.
-  uint64_t served() const;
   uint64_t invalid_frames() const;
   uint64_t reconnects() const;
 
@@ -49,9 +48,5 @@ class Worker {
   class Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// `thalamus-expert`'s main: parses --config/--expert/--backend and runs a
-// Worker until SIGINT/SIGTERM. Returns the process exit code.
-int ExpertMain(int argc, char** argv);
 
 }  // namespace thalamus::experts

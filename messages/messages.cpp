@@ -37,6 +37,24 @@ std::optional<wire::EnvelopeT> Decode(const void* data, size_t size) {
   return out;
 }
 
+wire::ExpertReplyT ErrorReply(wire::StatusCode code, std::string error) {
+  wire::ExpertReplyT reply;
+  reply.status = code;
+  reply.error = std::move(error);
+  reply.finish_reason = "error";
+  return reply;
+}
+
+wire::QueryResultT ErrorResult(wire::StatusCode code, std::string error, uint64_t client_request_id,
+                               uint32_t retry_after_ms) {
+  wire::QueryResultT result;
+  result.client_request_id = client_request_id;
+  result.status = code;
+  result.error = std::move(error);
+  result.retry_after_ms = retry_after_ms;
+  return result;
+}
+
 int HttpStatus(wire::StatusCode code) {
   switch (code) {
     case wire::StatusCode::OK: return 200;

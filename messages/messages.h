@@ -34,6 +34,14 @@ inline std::optional<wire::EnvelopeT> Decode(std::string_view bytes) {
   return Decode(bytes.data(), bytes.size());
 }
 
+// The one way to build an error answer, in every process: a status code and
+// a message. An expert's reply also says finish_reason "error"; a query's
+// result carries the client's request id and, for OVERLOADED and
+// UNAVAILABLE, how long to wait before retrying.
+wire::ExpertReplyT ErrorReply(wire::StatusCode code, std::string error);
+wire::QueryResultT ErrorResult(wire::StatusCode code, std::string error, uint64_t client_request_id = 0,
+                               uint32_t retry_after_ms = 0);
+
 // The HTTP status an error code maps to (200 for OK).
 int HttpStatus(wire::StatusCode code);
 // Lower-case snake name of a code, e.g. "deadline_exceeded"; used in JSON errors

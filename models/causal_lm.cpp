@@ -14,21 +14,27 @@ torch::ScalarType DTypeFromName(const std::string& name) {
   throw std::invalid_argument("dtype '" + name + "' is not supported (float32 or bfloat16)");
 }
 
+torch::Device AvailableDevice(torch::Device device) {
+  if (device.is_cpu()) return device;
+  const std::string name = device.str();
+  if (!kernels::CudaAvailable()) throw std::invalid_argument("device '" + name + "': this build or machine has no CUDA");
+  const int64_t visible = static_cast<int64_t>(torch::cuda::device_count());
+  if (device.has_index() && device.index() >= visible) {
+    throw std::invalid_argument("device '" + name + "': this machine has " + std::to_string(visible) + " GPU(s)");
+  }
+  return device;
+}
+
 torch::Device DeviceFromName(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
   if (name == "cuda" || name.starts_with("cuda:")) {
-    if (!kernels::CudaAvailable()) throw std::invalid_argument("device '" + name + "': this build or machine has no CUDA");
     torch::Device device = torch::kCPU;
     try {
       device = torch::Device(name);
     } catch (const c10::Error&) {
       throw std::invalid_argument("device '" + name + "' is malformed (cpu, cuda or cuda:N)");
     }
-    const int64_t visible = static_cast<int64_t>(torch::cuda::device_count());
-    if (device.has_index() && device.index() >= visible) {
-      throw std::invalid_argument("device '" + name + "': this machine has " + std::to_string(visible) + " GPU(s)");
-    }
-    return device;
+    return AvailableDevice(device);
   }
   throw std::invalid_argument("device '" + name + "' is not supported (cpu, cuda or cuda:N)");
 }

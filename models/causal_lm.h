@@ -54,6 +54,9 @@ torch::ScalarType DTypeFromName(const std::string& name);
 // "cpu", "cuda" or "cuda:N"; throws std::invalid_argument when malformed or
 // when this build or machine has no such device.
 torch::Device DeviceFromName(const std::string& name);
+// `device` itself; throws std::invalid_argument when this build or machine
+// has no such device.
+torch::Device AvailableDevice(torch::Device device);
 // `ids` as an int64 CPU tensor, ready for index_select on an embedding.
 // Throws std::invalid_argument, naming `model`, for an id outside
 // [0, vocab_size).

@@ -23,21 +23,21 @@ fs::path Resolve(const fs::path& base, const std::string& path) {
   return p.is_absolute() ? p : (base / p).lexically_normal();
 }
 
-std::runtime_error Bad(const config::ExpertConfig& expert, const std::string& what) {
-  return std::runtime_error("expert '" + expert.name + "': " + what);
+// config/'s enums name the same values in the same order as retrieval's
+// (config/ sits below retrieval/ and cannot use them).
+template <typename To, typename From>
+constexpr To Same(From value) {
+  return static_cast<To>(static_cast<int>(value));
 }
-
-size_t Positive(const config::ExpertConfig& expert, const char* key, int value, bool allow_zero) {
-  if (value < 0 || (!allow_zero && value == 0)) {
-    throw Bad(expert, std::string(key) + " must be " + (allow_zero ? "zero or positive" : "positive"));
-  }
-  return static_cast<size_t>(value);
-}
+static_assert(Same<ChunkUnit>(config::ChunkUnit::kChars) == ChunkUnit::kCharacters &&
+              Same<ChunkUnit>(config::ChunkUnit::kTokens) == ChunkUnit::kTokens);
+static_assert(Same<IndexType>(config::IndexType::kFlat) == IndexType::kFlat &&
+              Same<IndexType>(config::IndexType::kIvf) == IndexType::kIvf &&
+              Same<IndexType>(config::IndexType::kHnsw) == IndexType::kHnsw);
 
 }  // namespace
 
 DomainSetup SetupFromConfig(const config::ExpertConfig& expert) {
-  if (expert.index.empty()) throw Bad(expert, "a rag expert needs `index` (its index directory)");
   bool from_file = false;
   const fs::path base = BaseDirectory(expert, from_file);
   DomainSetup setup;
@@ -50,21 +50,17 @@ DomainSetup SetupFromConfig(const config::ExpertConfig& expert) {
   } else {
     setup.embedder = Resolve(base, spec).string();
   }
-  try {
-    setup.ingest.domain = expert.domain.empty() ? expert.name : expert.domain;
-    setup.ingest.chunking.size = Positive(expert, "chunk_size", expert.chunk_size, false);
-    setup.ingest.chunking.overlap = Positive(expert, "chunk_overlap", expert.chunk_overlap, true);
-    setup.ingest.chunking.unit = ParseChunkUnit(expert.chunk_unit);
-    setup.ingest.chunking.Validate();
-    setup.ingest.index.type = ParseIndexType(expert.index_type);
-  } catch (const std::invalid_argument& e) {
-    throw Bad(expert, e.what());
-  }
+  // config/ checked every value (sizes, overlap < size, the index directory).
+  setup.ingest.domain = expert.domain.empty() ? expert.name : expert.domain;
+  setup.ingest.chunking.size = static_cast<size_t>(expert.chunk_size);
+  setup.ingest.chunking.overlap = static_cast<size_t>(expert.chunk_overlap);
+  setup.ingest.chunking.unit = Same<ChunkUnit>(expert.chunk_unit);
+  setup.ingest.index.type = Same<IndexType>(expert.index_type);
   setup.ingest.include = expert.include;
   setup.ingest.exclude = expert.exclude;
   setup.ingest.base_dir = base.string();
-  setup.search.nprobe = Positive(expert, "nprobe", expert.nprobe, true);
-  setup.search.ef_search = Positive(expert, "ef_search", expert.ef_search, true);
+  setup.search.nprobe = static_cast<size_t>(expert.nprobe);
+  setup.search.ef_search = static_cast<size_t>(expert.ef_search);
   for (const std::string& source : expert.sources) {
     fs::path resolved = Resolve(base, source);
     std::error_code error;

@@ -7,7 +7,8 @@
 // against the current directory, except sources that exist in the source
 // tree this binary was built from: the shipped domains are this repository's
 // docs and code, wherever the router is started.
-// Errors: std::runtime_error naming the expert and the bad value.
+// The block was validated by config/; SetupFromConfig does not throw for
+// its values (only for filesystem errors).
 #pragma once
 
 #include <string>

@@ -69,7 +69,7 @@ Broker::Broker(const config::Config& config, EventLoop& loop, Metrics& metrics)
   endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
   for (const config::ExpertConfig& expert : config.experts) {
     Service& service = ServiceNamed(expert.name);
-    service.kind = expert.kind;
+    service.kind = config::Name(expert.kind);
     service.description = expert.description;
   }
   PublishSnapshot();
@@ -156,21 +156,14 @@ void Broker::ExpireDeadlines() {
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     const uint64_t id = deadlines_.begin()->second;
     deadlines_.erase(deadlines_.begin());
-    wire::ExpertReplyT reply;
-    reply.status = wire::StatusCode::DEADLINE_EXCEEDED;
-    reply.error = "deadline exceeded";
-    reply.finish_reason = "error";
-    Finish(id, std::move(reply));
+    Finish(id, messages::ErrorReply(wire::StatusCode::DEADLINE_EXCEEDED, "deadline exceeded"));
   }
   ArmDeadlineTimer();
 }
 
 void Broker::FailNow(const std::string& service, wire::StatusCode code, const std::string& error,
                      uint32_t retry_after_ms, DispatchCallbacks& callbacks) {
-  wire::ExpertReplyT reply;
-  reply.status = code;
-  reply.error = error;
-  reply.finish_reason = "error";
+  wire::ExpertReplyT reply = messages::ErrorReply(code, error);
   DispatchOutcome outcome;
   outcome.retry_after_ms = retry_after_ms;
   metrics_.ObserveExpert(service, messages::StatusName(code), 0.0);
@@ -179,11 +172,7 @@ void Broker::FailNow(const std::string& service, wire::StatusCode code, const st
 
 void Broker::Cancel(uint64_t request_id) {
   if (!pending_.count(request_id)) return;
-  wire::ExpertReplyT reply;
-  reply.status = wire::StatusCode::CANCELLED;
-  reply.error = "cancelled";
-  reply.finish_reason = "error";
-  Finish(request_id, std::move(reply));
+  Finish(request_id, messages::ErrorReply(wire::StatusCode::CANCELLED, "cancelled"));
 }
 
 // Sends waiting requests to the least-loaded workers that have room.
@@ -367,13 +356,11 @@ void Broker::RemoveWorker(const std::string& identity, const std::string& why) {
       service.waiting.push_front(id);
       continue;
     }
-    wire::ExpertReplyT reply;
-    reply.status = pending.streamed ? wire::StatusCode::EXPERT_FAILED : wire::StatusCode::UNAVAILABLE;
-    reply.error = "worker " + worker.label + " died (" + why + ")" +
-                  (pending.streamed ? " after streaming began" : " and no other worker could take the request");
-    reply.finish_reason = "error";
+    const wire::StatusCode code = pending.streamed ? wire::StatusCode::EXPERT_FAILED : wire::StatusCode::UNAVAILABLE;
+    std::string error = "worker " + worker.label + " died (" + why + ")" +
+                        (pending.streamed ? " after streaming began" : " and no other worker could take the request");
     service.waiting.push_front(id);  // Finish removes it from the queue
-    Finish(id, std::move(reply));
+    Finish(id, messages::ErrorReply(code, std::move(error)));
   }
   PublishSnapshot();
   Pump(service);

@@ -29,28 +29,14 @@
 
 #include "config/config.h"
 #include "messages/messages.h"
+#include "router/dispatcher.h"
 #include "router/event_loop.h"
 #include "router/metrics.h"
-#include "router/query_service.h"
 
 namespace thalamus::router {
 
-struct DispatchOutcome {
-  std::string worker;       // hostname:pid of the worker that answered ("" if none)
-  uint32_t attempts = 0;
-  double latency_ms = 0;
-  uint32_t retry_after_ms = 0;  // for OVERLOADED / UNAVAILABLE
-};
-
-struct DispatchCallbacks {
-  std::function<void(const wire::PartialT& partial)> on_partial;              // optional
-  std::function<void(wire::ExpertReplyT reply, const DispatchOutcome& outcome)> on_reply;  // exactly once
-};
-
-class Broker {
+class Broker : public Dispatcher {
  public:
-  using Clock = EventLoop::Clock;
-
   // Binds the backend socket now (so its port is known), serving on `loop`.
   Broker(const config::Config& config, EventLoop& loop, Metrics& metrics);
   ~Broker();
@@ -58,21 +44,14 @@ class Broker {
   // The bound backend endpoint, with a wildcard port resolved.
   const std::string& endpoint() const { return endpoint_; }
 
-  // Loop thread only. Sends `request` to `service`; request_id is assigned here
-  // and returned. on_reply may run before Dispatch returns (immediate errors).
+  // Dispatcher (dispatcher.h): Cancel tells the worker to cancel.
   uint64_t Dispatch(const std::string& service, wire::ExpertRequestT request, Clock::time_point deadline,
-                    DispatchCallbacks callbacks);
-  // Loop thread only. Abandons a request: the worker is told to cancel and
-  // on_reply is called with CANCELLED.
-  void Cancel(uint64_t request_id);
-
-  // Any thread: a snapshot of every known service.
-  std::vector<ServiceInfo> Services() const;
-  bool HasLiveWorker(const std::string& service) const;
-  // Loop thread only: the same snapshot without a copy or a lock (the loop
-  // thread is its only writer), and a count that changes whenever it does.
-  const std::vector<ServiceInfo>& ServicesInLoop() const { return snapshot_; }
-  uint64_t snapshot_version() const { return snapshot_version_; }
+                    DispatchCallbacks callbacks) override;
+  void Cancel(uint64_t request_id) override;
+  std::vector<ServiceInfo> Services() const override;
+  bool HasLiveWorker(const std::string& service) const override;
+  const std::vector<ServiceInfo>& ServicesInLoop() const override { return snapshot_; }
+  uint64_t snapshot_version() const override { return snapshot_version_; }
 
  private:
   struct Worker;

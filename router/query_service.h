@@ -1,6 +1,6 @@
 // The router's core as the front ends see it: submit a query, get streamed
 // text and one final result back. Implemented by the gate -> plan -> broker ->
-// aggregate pipeline (router.h); the HTTP and ZeroMQ front ends only translate.
+// aggregate pipeline (query_pipeline.h); the HTTP and ZeroMQ front ends only translate.
 #pragma once
 
 #include <functional>
@@ -38,6 +38,9 @@ class QueryService {
   // thread (the HTTP front end with http.threads: 0), Submit may run the
   // callbacks before it returns.
   virtual void Submit(wire::QueryT query, QueryCallbacks callbacks) = 0;
+  // The same as Submit, for callers already on the loop thread (the ZeroMQ
+  // front end): no check, no hand-off.
+  virtual void SubmitInLoop(wire::QueryT query, QueryCallbacks callbacks) = 0;
   // Configured services with their live state.
   virtual std::vector<ServiceInfo> Services() const = 0;
   // Ready: every configured service has at least one live worker.

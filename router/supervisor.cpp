@@ -70,7 +70,7 @@ void Supervisor::Start() {
   {
     std::lock_guard lock(mutex_);
     for (const config::ExpertConfig& expert : config_.experts) {
-      if (expert.launch != "local") continue;
+      if (expert.launch != config::Launch::kLocal) continue;
       for (int replica = 0; replica < expert.replicas; ++replica) {
         Child child;
         child.expert = expert.name;

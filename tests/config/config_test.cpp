@@ -87,6 +87,56 @@ TEST(Config, SyntaxErrorsAndOtherShapes) {
   EXPECT_EQ(ErrorOf("http: 8080\nexperts:\n  - {name: a, kind: echo}\n"), "test.yaml:1:7: http: must be a map of keys");
 }
 
+// Closed sets of values arrive as enums; Name gives back the file's spelling.
+TEST(Config, ClosedSetsAreParsedIntoEnumsOnce) {
+  Config cfg = LoadString(R"(
+aggregation: ralm
+experts:
+  - {name: m, kind: mamba, model: w, dtype: bfloat16, device: "cuda:1", context_policy: truncate_left, launch: external}
+  - {name: t, kind: transformer, model: w, device: cuda}
+  - {name: d, kind: rag, index: i, index_type: ivf, chunk_unit: tokens}
+  - {name: e, kind: echo}
+)", "t.yaml");
+  EXPECT_EQ(cfg.aggregation, Aggregation::kRalm);
+  const ExpertConfig& m = cfg.experts[0];
+  EXPECT_EQ(m.kind, ExpertKind::kMamba);
+  EXPECT_EQ(m.dtype, DType::kBFloat16);
+  EXPECT_EQ(m.device, (Device{Device::Type::kCuda, 1}));
+  EXPECT_EQ(m.context_policy, ContextPolicy::kTruncateLeft);
+  EXPECT_EQ(m.launch, Launch::kExternal);
+  EXPECT_EQ(cfg.experts[1].kind, ExpertKind::kTransformer);
+  EXPECT_EQ(cfg.experts[1].device, (Device{Device::Type::kCuda, -1}));
+  EXPECT_EQ(cfg.experts[1].launch, Launch::kLocal);
+  EXPECT_EQ(cfg.experts[2].index_type, IndexType::kIvf);
+  EXPECT_EQ(cfg.experts[2].chunk_unit, ChunkUnit::kTokens);
+  EXPECT_EQ(cfg.experts[3].device, Device{});
+  EXPECT_EQ(cfg.experts[3].dtype, DType::kFloat32);
+
+  EXPECT_STREQ(Name(m.kind), "mamba");
+  EXPECT_STREQ(Name(cfg.aggregation), "ralm");
+  EXPECT_STREQ(Name(m.context_policy), "truncate_left");
+  EXPECT_STREQ(Name(m.dtype), "bfloat16");
+  EXPECT_STREQ(Name(cfg.experts[2].chunk_unit), "tokens");
+  EXPECT_EQ(Name(m.device), "cuda:1");
+  EXPECT_EQ(Name(cfg.experts[1].device), "cuda");
+  EXPECT_EQ(Name(Device{}), "cpu");
+  EXPECT_TRUE(IsGenerator(ExpertKind::kTransformer));
+  EXPECT_FALSE(IsGenerator(ExpertKind::kRag));
+}
+
+TEST(Config, BadDevicesAndAggregationsNameTheKey) {
+  for (const char* device : {"cudafoo", "cuda:", "cuda:x", "cuda:1234", "gpu", "CPU"}) {
+    EXPECT_NE(ErrorOf(std::string("experts:\n  - {name: m, kind: mamba, model: w, device: \"") + device + "\"}\n")
+                  .find("experts[0].device: must be cpu, cuda or cuda:N, got '" + std::string(device) + "'"),
+              std::string::npos)
+        << device;
+  }
+  EXPECT_EQ(ErrorOf("aggregation: best\nexperts:\n  - {name: a, kind: echo}\n"),
+            "test.yaml:1:14: aggregation: must be one of top1, weighted, concat, ralm, got 'best'");
+  EXPECT_EQ(ErrorOf("experts:\n  - {name: a, kind: echo, launch: remote}\n"),
+            "test.yaml:2:35: experts[0].launch: must be one of local, external, got 'remote'");
+}
+
 TEST(Config, RagBlocksTakeSourcesAndIndexOptions) {
   testing::TempDir dir;
   std::string file = dir.Write("c.yaml", R"(experts:
@@ -102,7 +152,7 @@ TEST(Config, RagBlocksTakeSourcesAndIndexOptions) {
 )");
   Config cfg = LoadFile(file);
   const ExpertConfig& docs = cfg.experts[0];
-  EXPECT_EQ(docs.index_type, "hnsw");
+  EXPECT_EQ(docs.index_type, config::IndexType::kHnsw);
   EXPECT_EQ(docs.chunk_size, 400);
   EXPECT_EQ(docs.sources, (std::vector<std::string>{dir.path() + "/README.md", dir.path() + "/docs"}));
   EXPECT_EQ(docs.include, std::vector<std::string>{"*.md"});

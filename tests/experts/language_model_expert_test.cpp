@@ -46,7 +46,7 @@ class TestJob : public Job {
 config::ExpertConfig MambaConfig() {
   config::ExpertConfig c;
   c.name = "tiny";
-  c.kind = "mamba";
+  c.kind = config::ExpertKind::kMamba;
   c.model = kModelDir;
   c.max_batch = 4;
   return c;
@@ -179,7 +179,7 @@ TEST(MambaExpertTest, ContextPolicy) {
   EXPECT_NE(refused.error.find("context limit is 8"), std::string::npos);
 
   config::ExpertConfig lenient = strict;
-  lenient.context_policy = "truncate_left";
+  lenient.context_policy = config::ContextPolicy::kTruncateLeft;
   TestJob truncated_job(Prompt("one two three four five six seven eight nine ten", 4));
   wire::ExpertReplyT reply = MakeExpert(lenient)->Serve(truncated_job);
   ASSERT_EQ(reply.status, wire::StatusCode::OK) << reply.error;
@@ -200,12 +200,9 @@ TEST(MambaExpertTest, MissingWeightsFailAtConstruction) {
   config::ExpertConfig no_model = MambaConfig();
   no_model.model.clear();
   EXPECT_THROW(MakeExpert(no_model), std::runtime_error);
-  config::ExpertConfig bad_dtype = MambaConfig();
-  bad_dtype.dtype = "int8";
-  EXPECT_THROW(MakeExpert(bad_dtype), std::runtime_error);
   if (!kernels::CudaAvailable()) {
     config::ExpertConfig cuda = MambaConfig();
-    cuda.device = "cuda";
+    cuda.device = {config::Device::Type::kCuda, -1};
     EXPECT_THROW(MakeExpert(cuda), std::runtime_error);
   }
 }
@@ -213,7 +210,7 @@ TEST(MambaExpertTest, MissingWeightsFailAtConstruction) {
 config::ExpertConfig NeoxConfig() {
   config::ExpertConfig c;
   c.name = "neox";
-  c.kind = "transformer";
+  c.kind = config::ExpertKind::kTransformer;
   c.model = std::string(THALAMUS_TEST_DATA_DIR) + "/models/gpt_neox-tiny-parallel";
   c.max_batch = 2;
   return c;
@@ -245,7 +242,7 @@ TEST(TransformerExpertTest, ContextLimitFromConfigAndPolicy) {
   EXPECT_NE(refused.error.find("context limit is 16"), std::string::npos) << refused.error;
 
   config::ExpertConfig lenient = strict;
-  lenient.context_policy = "truncate_left";
+  lenient.context_policy = config::ContextPolicy::kTruncateLeft;
   TestJob truncated_job(Prompt(words, 4));
   wire::ExpertReplyT reply = MakeExpert(lenient)->Serve(truncated_job);
   ASSERT_EQ(reply.status, wire::StatusCode::OK) << reply.error;
@@ -255,7 +252,7 @@ TEST(TransformerExpertTest, ContextLimitFromConfigAndPolicy) {
 
 TEST(TransformerExpertTest, RunsOnTheCpuOnly) {
   config::ExpertConfig cuda = NeoxConfig();
-  cuda.device = "cuda";
+  cuda.device = {config::Device::Type::kCuda, -1};
   try {
     MakeExpert(cuda);
     FAIL() << "expected an exception";

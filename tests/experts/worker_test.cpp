@@ -56,7 +56,7 @@ class WorkerTest : public ::testing::Test {
   void Start(int delay_ms = 0, int concurrency = 1, int queue_limit = 0) {
     config::ExpertConfig expert;
     expert.name = "echo";
-    expert.kind = "echo";
+    expert.kind = config::ExpertKind::kEcho;
     expert.delay_ms = delay_ms;
     WorkerOptions options;
     options.backend = broker_.endpoint();

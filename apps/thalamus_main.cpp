@@ -1,0 +1,46 @@
+#include "apps/thalamus_main.h"
+
+#include <cstdio>
+#include <cstring>
+#include <iterator>
+
+#include "cli/commands.h"
+
+namespace thalamus::apps {
+namespace {
+
+using cli::Command;
+
+// Add a subcommand here and declare it in cli/commands.h.
+constexpr Command kCommands[] = {
+    {"config", "check a config file: thalamus config --config FILE", cli::RunValidateConfig},
+    {"gate", "train or evaluate the learned gate: thalamus gate train|eval --help", cli::RunGate},
+    {"eval", "question answering through a router's ralm plan: thalamus eval ralm --help", cli::RunEval},
+    {"tokenize", "text to ids or back: thalamus tokenize --tokenizer FILE --text TEXT | --decode IDS", cli::RunTokenize},
+    {"generate", "continue a prompt: thalamus generate --model DIR --prompt TEXT --max-tokens N", cli::RunGenerate},
+    {"logits", "logits of every position: thalamus logits --model DIR --ids 1,2,3", cli::RunLogits},
+    {"ingest", "index files for a rag domain: thalamus ingest --domain NAME --index DIR FILES_OR_DIRS...", cli::RunIngest},
+};
+
+void PrintUsage() {
+  std::fprintf(stderr, "usage: thalamus <command> [options]\n\ncommands:\n");
+  for (const Command& command : kCommands) std::fprintf(stderr, "  %-10s %s\n", command.name, command.summary);
+  std::fprintf(stderr, "\n`thalamus <command> --help` describes a command's options.\n");
+}
+
+}  // namespace
+
+int ToolMain(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+    PrintUsage();
+    return argc < 2 ? 2 : 0;
+  }
+  for (const Command& command : kCommands) {
+    if (std::strcmp(argv[1], command.name) == 0) return command.run(argc - 1, argv + 1);
+  }
+  std::fprintf(stderr, "thalamus: unknown command '%s'\n\n", argv[1]);
+  PrintUsage();
+  return 2;
+}
+
+}  // namespace thalamus::apps

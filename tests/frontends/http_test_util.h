@@ -1,0 +1,141 @@
+// Helpers for the HttpServer tests: a deterministic QueryService double that
+// answers on its own thread (as the real router does), a running server on an
+// ephemeral loopback port, and a synchronous Beast client.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "router/event_loop.h"
+#include "frontends/http_server.h"
+#include "router/metrics.h"
+#include "router/query_service.h"
+
+namespace thalamus::frontends::testing {
+
+namespace http = boost::beast::http;
+using Response = http::response<http::string_body>;
+
+// How the double answers the next queries.
+struct Script {
+  // The answer is "echo: " + the prompt (or the last message's content),
+  // unless `answer` is set.
+  std::optional<std::string> answer = std::nullopt;
+  // Streamed queries: the answer split into this many partials, or exactly
+  // `pieces` when given.
+  int partials = 3;
+  std::vector<std::string> pieces = {};
+  std::chrono::milliseconds delay{0};  // before each partial
+  // Wait for Release() after the first partial.
+  bool hold_after_first_partial = false;
+  wire::StatusCode status = wire::StatusCode::OK;
+  std::string error = "scripted failure";
+  uint32_t retry_after_ms = 0;
+  // Failures come after the partials (a stream that breaks mid-way).
+  bool fail_after_partials = false;
+  bool with_trace = true;
+};
+
+class ScriptedQueryService : public router::QueryService {
+ public:
+  ScriptedQueryService();
+  ~ScriptedQueryService() override;
+
+  void Submit(wire::QueryT query, router::QueryCallbacks callbacks) override;
+  void SubmitInLoop(wire::QueryT query, router::QueryCallbacks callbacks) override {
+    Submit(std::move(query), std::move(callbacks));
+  }
+  std::vector<router::ServiceInfo> Services() const override;
+  bool Ready() const override;
+
+  void SetScript(Script script);
+  void SetReady(bool ready);
+  void Release();
+  // Blocks until every submitted query got its on_result (and the callbacks
+  // were destroyed).
+  bool WaitIdle(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // The queries seen so far, oldest first.
+  std::vector<wire::QueryT> queries() const;
+
+ private:
+  struct Job {
+    wire::QueryT query;
+    router::QueryCallbacks callbacks;
+    Script script;
+  };
+  void Work();
+  void Answer(Job& job);
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  Script script_;
+  bool ready_ = true;
+  bool released_ = false;
+  bool stopping_ = false;
+  int busy_ = 0;
+  std::deque<Job> jobs_;
+  std::vector<wire::QueryT> seen_;
+  std::thread worker_;
+};
+
+// The HTTP I/O threads a TestServer gets by default: 2, or
+// THALAMUS_TEST_HTTP_THREADS (CTest runs every HTTP test a second time with 0:
+// connections served on an EventLoop's thread, as the router's default is).
+int DefaultHttpThreads();
+
+// A started HttpServer on 127.0.0.1 with an ephemeral port; with threads 0 it
+// serves on `loop`, which only then runs.
+struct TestServer {
+  explicit TestServer(size_t max_body_bytes = 1 << 20, int threads = DefaultHttpThreads());
+  ~TestServer();
+  int port() const { return server->port(); }
+
+  ScriptedQueryService service;
+  router::Metrics metrics;
+  router::EventLoop loop;
+  std::unique_ptr<HttpServer> server;
+};
+
+// One blocking connection; every read times out after 10 s so that a broken
+// server fails the test instead of hanging it.
+class TestClient {
+ public:
+  explicit TestClient(int port);
+  Response Request(http::verb method, const std::string& target, const std::string& body = {},
+                   const std::string& content_type = "application/json");
+  Response Post(const std::string& target, const nlohmann::json& body) {
+    return Request(http::verb::post, target, body.dump());
+  }
+  Response Get(const std::string& target) { return Request(http::verb::get, target); }
+  // Writes bytes as they are, and reads one response.
+  void WriteRaw(const std::string& bytes);
+  Response ReadResponse();
+  // Reads everything until the server closes; "" when it closed at once.
+  std::string ReadUntilClosed();
+  boost::asio::ip::tcp::socket& socket() { return socket_; }
+  boost::beast::flat_buffer& buffer() { return buffer_; }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::socket socket_;
+  boost::beast::flat_buffer buffer_;
+};
+
+// The JSON payloads of the "data: " events of a server-sent-event body, with
+// the final "[DONE]" kept as the string "[DONE]".
+std::vector<nlohmann::json> ParseEvents(const std::string& body);
+
+nlohmann::json Json(const Response& response);
+
+}  // namespace thalamus::frontends::testing

@@ -28,10 +28,10 @@ void OnSignal(int) { g_stop = true; }
 int ExpertMain(int argc, char** argv) {
   namespace po = boost::program_options;
   po::options_description options = ConfigOptions("thalamus-expert: serve one expert of a config");
-  options.add_options()("expert", po::value<std::string>(), "the expert block (name) to serve")
-      ("backend", po::value<std::string>(), "router backend endpoint (default: the config's broker.backend)")
-      ("replica", po::value<int>()->default_value(0), "replica number, for logs")
-      ("exit-with-parent", "exit when the parent process (the router's supervisor) dies");
+  options.add_options()("expert", po::value<std::string>(), "the expert block (name) to serve")(
+      "backend", po::value<std::string>(), "router backend endpoint (default: the config's broker.backend)")(
+      "replica", po::value<int>()->default_value(0), "replica number, for logs")(
+      "exit-with-parent", "exit when the parent process (the router's supervisor) dies");
   po::variables_map vars;
   const auto check = [&] {
     if (!vars.count("expert")) throw po::error("--expert is required");
@@ -59,8 +59,9 @@ int ExpertMain(int argc, char** argv) {
     Worker worker(worker_options, MakeExpert(*expert_config));
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
-    std::fprintf(stderr, "thalamus-expert: %s (%s) replica %d pid %d -> %s\n", name.c_str(), config::Name(expert_config->kind),
-                 vars["replica"].as<int>(), static_cast<int>(getpid()), worker_options.backend.c_str());
+    std::fprintf(stderr, "thalamus-expert: %s (%s) replica %d pid %d -> %s\n", name.c_str(),
+                 config::Name(expert_config->kind), vars["replica"].as<int>(), static_cast<int>(getpid()),
+                 worker_options.backend.c_str());
     worker.Run(g_stop);
     return 0;
   });

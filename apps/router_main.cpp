@@ -36,8 +36,8 @@ using router::Supervisor;
 // Writes what a test or an operator needs to reach this router: the bound
 // ports, which may have been chosen by the kernel. Atomic via rename.
 void WriteReadyFile(const std::string& path, int http_port, const std::string& backend, const std::string& frontend) {
-  nlohmann::json ready = {{"pid", static_cast<int>(getpid())}, {"http_port", http_port}, {"backend", backend},
-                          {"frontend", frontend}};
+  nlohmann::json ready = {
+      {"pid", static_cast<int>(getpid())}, {"http_port", http_port}, {"backend", backend}, {"frontend", frontend}};
   const std::string temporary = path + ".tmp";
   {
     std::ofstream out(temporary);
@@ -82,7 +82,8 @@ int Serve(const config::Config& config, const std::string& config_path, const st
   Broker broker(config, loop, metrics);
   QueryPipeline pipeline(config, loop, broker, metrics);
   std::unique_ptr<ZmqFrontend> frontend;
-  if (!config.broker.frontend.empty()) frontend = std::make_unique<ZmqFrontend>(config.broker.frontend, loop, pipeline, metrics);
+  if (!config.broker.frontend.empty())
+    frontend = std::make_unique<ZmqFrontend>(config.broker.frontend, loop, pipeline, metrics);
   HttpServer http(config.http, pipeline, metrics, &loop);
   // Stops, in this order, on every way out (the front ends and the broker
   // must not be destroyed while the loop still watches their sockets).
@@ -117,8 +118,8 @@ int Serve(const config::Config& config, const std::string& config_path, const st
 int RouterMain(int argc, char** argv) {
   namespace po = boost::program_options;
   po::options_description options = ConfigOptions("thalamus-router: the Thalamus router");
-  options.add_options()("ready-file", po::value<std::string>(), "write the bound endpoints here as JSON once serving")
-      ("no-supervise", "do not start the config's local experts");
+  options.add_options()("ready-file", po::value<std::string>(), "write the bound endpoints here as JSON once serving")(
+      "no-supervise", "do not start the config's local experts");
   po::variables_map vars;
   if (auto exit_code = cli::ParseOptions(argc, argv, "thalamus-router", options, vars)) return *exit_code;
   return RunWithConfig("thalamus-router", vars, [&](const config::Config& config, const std::string& path) {

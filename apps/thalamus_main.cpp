@@ -16,10 +16,12 @@ constexpr Command kCommands[] = {
     {"config", "check a config file: thalamus config --config FILE", cli::RunValidateConfig},
     {"gate", "train or evaluate the learned gate: thalamus gate train|eval --help", cli::RunGate},
     {"eval", "question answering through a router's ralm plan: thalamus eval ralm --help", cli::RunEval},
-    {"tokenize", "text to ids or back: thalamus tokenize --tokenizer FILE --text TEXT | --decode IDS", cli::RunTokenize},
+    {"tokenize", "text to ids or back: thalamus tokenize --tokenizer FILE --text TEXT | --decode IDS",
+     cli::RunTokenize},
     {"generate", "continue a prompt: thalamus generate --model DIR --prompt TEXT --max-tokens N", cli::RunGenerate},
     {"logits", "logits of every position: thalamus logits --model DIR --ids 1,2,3", cli::RunLogits},
-    {"ingest", "index files for a rag domain: thalamus ingest --domain NAME --index DIR FILES_OR_DIRS...", cli::RunIngest},
+    {"ingest", "index files for a rag domain: thalamus ingest --domain NAME --index DIR FILES_OR_DIRS...",
+     cli::RunIngest},
 };
 
 void PrintUsage() {

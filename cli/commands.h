@@ -23,7 +23,7 @@ int RunEval(int argc, char** argv);      // eval_ralm.cpp: `eval ralm`
 int RunTokenize(int argc, char** argv);
 int RunGenerate(int argc, char** argv);
 int RunLogits(int argc, char** argv);
-int RunIngest(int argc, char** argv);   // ingest.cpp
+int RunIngest(int argc, char** argv);  // ingest.cpp
 
 // "1,2,3" to ids; throws std::invalid_argument naming the bad item (cli/tokenize.cpp).
 std::vector<int32_t> ParseIdList(const std::string& text);

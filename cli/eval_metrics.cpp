@@ -49,7 +49,8 @@ bool AliasMatch(std::string_view prediction, const std::vector<std::string>& ali
 
 bool ExactMatch(std::string_view prediction, const std::vector<std::string>& aliases) {
   const std::string normalized = NormalizeAnswer(prediction);
-  return std::any_of(aliases.begin(), aliases.end(), [&](const std::string& a) { return NormalizeAnswer(a) == normalized; });
+  return std::any_of(aliases.begin(), aliases.end(),
+                     [&](const std::string& a) { return NormalizeAnswer(a) == normalized; });
 }
 
 double TokenF1(std::string_view prediction, const std::vector<std::string>& aliases) {

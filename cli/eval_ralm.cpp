@@ -44,7 +44,8 @@ std::vector<Question> ReadQuestions(const std::string& path) {
     Question q;
     q.id = record.contains("id") ? (record["id"].is_string() ? record["id"].get<std::string>() : record["id"].dump())
                                  : std::to_string(questions.size() + 1);
-    if (!record.contains("question") || !record["question"].is_string()) throw std::runtime_error(where + "\"question\" must be a string");
+    if (!record.contains("question") || !record["question"].is_string())
+      throw std::runtime_error(where + "\"question\" must be a string");
     q.text = record["question"];
     const json answers = record.contains("answers") ? record["answers"] : record.value("answer", json());
     try {
@@ -76,7 +77,8 @@ std::vector<int> ParseKs(const std::string& list) {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != item.size() || k < 1 || k > 1000) throw po::error("--k must be a comma-separated list of integers in [1, 1000]");
+    if (used != item.size() || k < 1 || k > 1000)
+      throw po::error("--k must be a comma-separated list of integers in [1, 1000]");
     ks.push_back(k);
   }
   if (ks.empty()) throw po::error("--k is empty");
@@ -114,13 +116,18 @@ json AskOne(const HttpEndpoint& router, const Question& q, int k, const json& ba
   const std::string prediction = body["answer"];
   std::string passages;
   int passage_count = 0;
-  for (const json& passage : body.value("citations", json::array())) passages += passage.value("text", "") + "\n", ++passage_count;
+  for (const json& passage : body.value("citations", json::array()))
+    passages += passage.value("text", "") + "\n", ++passage_count;
   const bool correct = AliasMatch(prediction, q.answers), exact = ExactMatch(prediction, q.answers);
   const double f1 = TokenF1(prediction, q.answers);
   const bool hit = AliasMatch(passages, q.answers);
   totals.accuracy += correct, totals.exact += exact, totals.f1 += f1, totals.recall += hit, totals.latency_ms += ms;
-  record.update({{"prediction", prediction}, {"correct", correct}, {"exact_match", exact}, {"f1", f1},
-                 {"retrieval_hit", hit}, {"passages", passage_count}});
+  record.update({{"prediction", prediction},
+                 {"correct", correct},
+                 {"exact_match", exact},
+                 {"f1", f1},
+                 {"retrieval_hit", hit},
+                 {"passages", passage_count}});
   if (body.contains("trace")) record["plan"] = body["trace"].value("plan", "");
   return record;
 }
@@ -129,29 +136,31 @@ json AskOne(const HttpEndpoint& router, const Question& q, int k, const json& ba
 
 int RunEval(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "ralm") != 0) {
-    std::fprintf(stderr, "usage: thalamus eval ralm --router http://HOST:PORT --data qa.jsonl --k 1,2,4 --out results.jsonl\n");
+    std::fprintf(stderr,
+                 "usage: thalamus eval ralm --router http://HOST:PORT --data qa.jsonl --k 1,2,4 --out results.jsonl\n");
     return argc >= 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) ? 0 : 2;
   }
   --argc, ++argv;
   int max_tokens = 32, timeout_ms = 120000, limit = 0;
   double temperature = 0;
   po::options_description options("thalamus eval ralm: question answering through a router's ralm plan, per k");
-  options.add_options()("help,h", "show this help")
-      ("router", po::value<std::string>(), "the router, http://HOST:PORT (default: http.host/port of --config)")
-      ("config", po::value<std::string>(), "the router's config, for its address when --router is not given")
-      ("data", po::value<std::string>()->required(), "questions, JSONL {\"question\", \"answers\": [...]}")
-      ("k", po::value<std::string>()->default_value("1,2,4"), "passages per question, comma-separated")
-      ("out", po::value<std::string>()->required(), "per-question results, JSONL")
-      ("max-tokens", po::value(&max_tokens)->default_value(max_tokens), "answer length limit")
-      ("temperature", po::value(&temperature)->default_value(temperature), "sampling temperature (0: greedy)")
-      ("timeout-ms", po::value(&timeout_ms)->default_value(timeout_ms), "per question")
-      ("limit", po::value(&limit)->default_value(limit), "only the first N questions (0: all)");
+  options.add_options()("help,h", "show this help")(
+      "router", po::value<std::string>(), "the router, http://HOST:PORT (default: http.host/port of --config)")(
+      "config", po::value<std::string>(), "the router's config, for its address when --router is not given")(
+      "data", po::value<std::string>()->required(), "questions, JSONL {\"question\", \"answers\": [...]}")(
+      "k", po::value<std::string>()->default_value("1,2,4"), "passages per question, comma-separated")(
+      "out", po::value<std::string>()->required(), "per-question results, JSONL")(
+      "max-tokens", po::value(&max_tokens)->default_value(max_tokens), "answer length limit")(
+      "temperature", po::value(&temperature)->default_value(temperature), "sampling temperature (0: greedy)")(
+      "timeout-ms", po::value(&timeout_ms)->default_value(timeout_ms), "per question")(
+      "limit", po::value(&limit)->default_value(limit), "only the first N questions (0: all)");
   po::variables_map vars;
   std::vector<int> ks;
   HttpEndpoint router;
   if (auto exit_code = ParseOptions(argc, argv, "thalamus eval ralm", options, vars, [&] {
         ks = ParseKs(vars["k"].as<std::string>());
-        if (max_tokens < 1 || timeout_ms < 1 || limit < 0 || temperature < 0) throw po::error("numeric options out of range");
+        if (max_tokens < 1 || timeout_ms < 1 || limit < 0 || temperature < 0)
+          throw po::error("numeric options out of range");
         if (vars.count("router")) {
           router = ParseHttpUrl(vars["router"].as<std::string>());
         } else {
@@ -169,10 +178,12 @@ int RunEval(int argc, char** argv) {
     std::ofstream out(out_path);
     if (!out) throw std::runtime_error(out_path + ": cannot write");
     const json base = {{"max_tokens", max_tokens}, {"temperature", temperature}, {"with_trace", true}};
-    std::printf("%5s %6s %9s %7s %7s %9s %7s %11s\n", "k", "n", "accuracy", "EM", "F1", "recall@k", "errors", "mean ms");
+    std::printf("%5s %6s %9s %7s %7s %9s %7s %11s\n", "k", "n", "accuracy", "EM", "F1", "recall@k", "errors",
+                "mean ms");
     for (int k : ks) {
       Totals totals;
-      for (const Question& q : questions) out << AskOne(router, q, k, base, std::chrono::milliseconds(timeout_ms), totals).dump() << "\n";
+      for (const Question& q : questions)
+        out << AskOne(router, q, k, base, std::chrono::milliseconds(timeout_ms), totals).dump() << "\n";
       // A question that got an error counts as wrong.
       const double d = totals.n > 0 ? totals.n : 1;
       std::printf("%5d %6d %9.3f %7.3f %7.3f %9.3f %7d %11.1f\n", k, totals.n, totals.accuracy / d, totals.exact / d,
@@ -181,7 +192,8 @@ int RunEval(int argc, char** argv) {
     }
     out.flush();
     if (!out) throw std::runtime_error(out_path + ": write failed");
-    std::printf("per-question results: %s (failed questions count as wrong; their errors are listed there)\n", out_path.c_str());
+    std::printf("per-question results: %s (failed questions count as wrong; their errors are listed there)\n",
+                out_path.c_str());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "thalamus eval ralm: %s\n", e.what());

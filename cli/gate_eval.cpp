@@ -13,8 +13,8 @@
 #include "cli/eval_metrics.h"
 #include "cli/parse_options.h"
 #include "config/config.h"
-#include "retrieval/embedder.h"
 #include "gate/gate_model.h"
+#include "retrieval/embedder.h"
 
 namespace thalamus::cli {
 namespace {
@@ -77,12 +77,12 @@ std::vector<size_t> NearestExample(const retrieval::Embedder& embedder, const st
 int RunGateEval(int argc, char** argv) {
   int bins = 10;
   po::options_description options("thalamus gate eval: score a trained gate on held-out examples");
-  options.add_options()("help,h", "show this help")
-      ("config", po::value<std::string>(), "config the gate serves (default: embedded)")
-      ("gate", po::value<std::string>(), "gate file (default: the config's gate.path)")
-      ("data", po::value<std::string>()->required(), "held-out examples, JSONL {\"text\", \"expert\"}")
-      ("train", po::value<std::string>(), "the training examples, for the nearest-example baseline")
-      ("bins", po::value(&bins)->default_value(bins), "calibration bins");
+  options.add_options()("help,h", "show this help")("config", po::value<std::string>(),
+                                                    "config the gate serves (default: embedded)")(
+      "gate", po::value<std::string>(), "gate file (default: the config's gate.path)")(
+      "data", po::value<std::string>()->required(), "held-out examples, JSONL {\"text\", \"expert\"}")(
+      "train", po::value<std::string>(), "the training examples, for the nearest-example baseline")(
+      "bins", po::value(&bins)->default_value(bins), "calibration bins");
   po::variables_map vars;
   if (auto exit_code = ParseOptions(argc, argv, "thalamus gate eval", options, vars, [&] {
         if (bins < 1 || bins > 1000) throw po::error("--bins must be in [1, 1000]");
@@ -107,7 +107,8 @@ int RunGateEval(int argc, char** argv) {
     for (size_t i = 0; i < test.size(); ++i) {
       truth.push_back(IndexOf(labels, test[i].expert));
       if (truth.back() == labels.size()) {
-        throw std::runtime_error("held-out example " + std::to_string(i + 1) + " names unknown expert '" + test[i].expert + "'");
+        throw std::runtime_error("held-out example " + std::to_string(i + 1) + " names unknown expert '" +
+                                 test[i].expert + "'");
       }
       texts.push_back(test[i].text);
     }
@@ -130,7 +131,9 @@ int RunGateEval(int argc, char** argv) {
     std::printf("  calibration: ECE %.3f over %d bins\n  %-13s %6s %11s %9s\n", ece, bins, "confidence", "count",
                 "mean conf", "accuracy");
     for (const CalibrationBin& bin : rows) {
-      if (bin.count) std::printf("  [%.2f, %.2f) %6zu %11.3f %9.3f\n", bin.lower, bin.upper, bin.count, bin.confidence, bin.accuracy);
+      if (bin.count)
+        std::printf("  [%.2f, %.2f) %6zu %11.3f %9.3f\n", bin.lower, bin.upper, bin.count, bin.confidence,
+                    bin.accuracy);
     }
     if (!vars.count("train")) {
       std::printf("baseline: pass --train FILE to compare with the nearest training example\n");
@@ -140,7 +143,8 @@ int RunGateEval(int argc, char** argv) {
     if (train.empty()) throw std::runtime_error("--train has no examples");
     for (size_t i = 0; i < train.size(); ++i) {
       if (IndexOf(labels, train[i].expert) == labels.size()) {
-        throw std::runtime_error("training example " + std::to_string(i + 1) + " names unknown expert '" + train[i].expert + "'");
+        throw std::runtime_error("training example " + std::to_string(i + 1) + " names unknown expert '" +
+                                 train[i].expert + "'");
       }
     }
     auto embedder = retrieval::MakeEmbedder(model->metadata().embedder,

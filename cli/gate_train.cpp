@@ -20,26 +20,27 @@ int RunGateTrain(int argc, char** argv) {
   gate::GateTrainOptions train;
   po::options_description options(
       "thalamus gate train: train the gate on labelled examples ({\"text\", \"expert\"} per JSONL line)");
-  options.add_options()("help,h", "show this help")
-      ("config", po::value<std::string>(), "config whose expert services the gate chooses between (default: embedded)")
-      ("data", po::value<std::string>()->required(), "training examples, JSONL")
-      ("out", po::value<std::string>()->required(), "gate file to write (set gate.path to it)")
-      ("embedder", po::value(&train.embedder)->default_value(train.embedder),
-       "query embedder: hashing, hashing:DIM, or bert:DIR (DIR relative to --out's folder)")
-      ("hidden", po::value(&train.hidden)->default_value(train.hidden), "hidden units")
-      ("epochs", po::value(&train.epochs)->default_value(train.epochs), "passes over the examples")
-      ("batch-size", po::value(&train.batch_size)->default_value(train.batch_size), "examples per step")
-      ("lr", po::value(&train.learning_rate)->default_value(train.learning_rate), "AdamW learning rate")
-      ("weight-decay", po::value(&train.weight_decay)->default_value(train.weight_decay), "AdamW weight decay")
-      ("dropout", po::value(&train.dropout)->default_value(train.dropout), "dropout after the hidden layer")
-      ("balance-weight", po::value(&train.balance_weight)->default_value(train.balance_weight),
-       "weight of the load-balancing term N * sum_i f_i * P_i")
-      ("seed", po::value(&train.seed)->default_value(train.seed), "random seed");
+  options.add_options()("help,h", "show this help")(
+      "config", po::value<std::string>(), "config whose expert services the gate chooses between (default: embedded)")(
+      "data", po::value<std::string>()->required(), "training examples, JSONL")(
+      "out", po::value<std::string>()->required(), "gate file to write (set gate.path to it)")(
+      "embedder", po::value(&train.embedder)->default_value(train.embedder),
+      "query embedder: hashing, hashing:DIM, or bert:DIR (DIR relative to --out's folder)")(
+      "hidden", po::value(&train.hidden)->default_value(train.hidden), "hidden units")(
+      "epochs", po::value(&train.epochs)->default_value(train.epochs), "passes over the examples")(
+      "batch-size", po::value(&train.batch_size)->default_value(train.batch_size), "examples per step")(
+      "lr", po::value(&train.learning_rate)->default_value(train.learning_rate), "AdamW learning rate")(
+      "weight-decay", po::value(&train.weight_decay)->default_value(train.weight_decay), "AdamW weight decay")(
+      "dropout", po::value(&train.dropout)->default_value(train.dropout), "dropout after the hidden layer")(
+      "balance-weight", po::value(&train.balance_weight)->default_value(train.balance_weight),
+      "weight of the load-balancing term N * sum_i f_i * P_i")(
+      "seed", po::value(&train.seed)->default_value(train.seed), "random seed");
   po::variables_map vars;
   if (auto exit_code = ParseOptions(argc, argv, "thalamus gate train", options, vars, [&] {
         if (train.hidden < 1 || train.epochs < 1 || train.batch_size < 1 || train.learning_rate <= 0 ||
             train.balance_weight < 0 || train.dropout < 0 || train.dropout >= 1) {
-          throw po::error("--hidden, --epochs and --batch-size must be >= 1, --lr > 0, --balance-weight >= 0, --dropout in [0, 1)");
+          throw po::error(
+              "--hidden, --epochs and --batch-size must be >= 1, --lr > 0, --balance-weight >= 0, --dropout in [0, 1)");
         }
       })) {
     return *exit_code;

@@ -29,19 +29,21 @@ models::SamplingParams SamplingFrom(const boost::program_options::variables_map&
 
 int RunGenerate(int argc, char** argv) {
   namespace po = boost::program_options;
-  po::options_description options("thalamus generate: stream a continuation of --prompt to stdout (statistics on stderr)");
-  options.add_options()("help,h", "show this help")
-      ("model", po::value<std::string>(), "checkpoint directory, Mamba or GPT-NeoX: config.json + model.safetensors (required)")
-      ("prompt", po::value<std::string>(), "the text to continue (required)")
-      ("tokenizer", po::value<std::string>(), "tokenizer.json (default: <model>/tokenizer.json)")
-      ("max-tokens", po::value<int64_t>()->default_value(128), "most tokens to generate")
-      ("temperature", po::value<float>()->default_value(0.0f), "0 for greedy decoding")
-      ("top-k", po::value<int64_t>()->default_value(0), "sample among the k most likely tokens (0: all)")
-      ("top-p", po::value<float>()->default_value(1.0f), "sample within this much probability mass")
-      ("seed", po::value<uint64_t>(), "random seed for sampling (default: random)")
-      ("stop", po::value<std::vector<std::string>>(), "stop sequence (repeatable); the output ends before it")
-      ("dtype", po::value<std::string>()->default_value("float32"), "float32 or bfloat16")
-      ("threads", po::value<int>(), "compute threads (default: all cores)");
+  po::options_description options(
+      "thalamus generate: stream a continuation of --prompt to stdout (statistics on stderr)");
+  options.add_options()("help,h", "show this help")(
+      "model", po::value<std::string>(),
+      "checkpoint directory, Mamba or GPT-NeoX: config.json + model.safetensors (required)")(
+      "prompt", po::value<std::string>(), "the text to continue (required)")(
+      "tokenizer", po::value<std::string>(), "tokenizer.json (default: <model>/tokenizer.json)")(
+      "max-tokens", po::value<int64_t>()->default_value(128), "most tokens to generate")(
+      "temperature", po::value<float>()->default_value(0.0f), "0 for greedy decoding")(
+      "top-k", po::value<int64_t>()->default_value(0), "sample among the k most likely tokens (0: all)")(
+      "top-p", po::value<float>()->default_value(1.0f), "sample within this much probability mass")(
+      "seed", po::value<uint64_t>(), "random seed for sampling (default: random)")(
+      "stop", po::value<std::vector<std::string>>(), "stop sequence (repeatable); the output ends before it")(
+      "dtype", po::value<std::string>()->default_value("float32"), "float32 or bfloat16")(
+      "threads", po::value<int>(), "compute threads (default: all cores)");
   po::variables_map vars;
   if (auto exit_code = ParseOptions(argc, argv, "thalamus generate", options, vars, [&] {
         if (!vars.count("model") || !vars.count("prompt")) throw po::error("--model and --prompt are required");
@@ -50,12 +52,14 @@ int RunGenerate(int argc, char** argv) {
   }
   try {
     const std::string model_dir = vars["model"].as<std::string>();
-    const std::string tokenizer_file = vars.count("tokenizer") ? vars["tokenizer"].as<std::string>()
-                                                                : (std::filesystem::path(model_dir) / "tokenizer.json").string();
+    const std::string tokenizer_file = vars.count("tokenizer")
+                                           ? vars["tokenizer"].as<std::string>()
+                                           : (std::filesystem::path(model_dir) / "tokenizer.json").string();
     models::GenerationRequest request;
     request.sampling = SamplingFrom(vars);
     if (vars.count("threads")) models::SetComputeThreads(vars["threads"].as<int>());
-    models::LoadedCausalLM loaded = models::LoadCausalLM(model_dir, models::DTypeFromName(vars["dtype"].as<std::string>()));
+    models::LoadedCausalLM loaded =
+        models::LoadCausalLM(model_dir, models::DTypeFromName(vars["dtype"].as<std::string>()));
     models::Tokenizer tokenizer = models::Tokenizer::FromFile(tokenizer_file);
     request.prompt = tokenizer.Encode(vars["prompt"].as<std::string>());
     request.sampling.stop_tokens = models::EndOfTextTokens(tokenizer, loaded.eos_token_id);
@@ -74,8 +78,8 @@ int RunGenerate(int argc, char** argv) {
       return 1;
     }
     std::fprintf(stderr, "[%lld prompt tokens, %zu generated, finish: %s, %.2f s, %.1f tokens/s]\n",
-                 static_cast<long long>(result.prompt_tokens), result.tokens.size(), models::FinishReasonName(result.finish_reason),
-                 seconds, result.tokens.size() / seconds);
+                 static_cast<long long>(result.prompt_tokens), result.tokens.size(),
+                 models::FinishReasonName(result.finish_reason), seconds, result.tokens.size() / seconds);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "thalamus generate: %s\n", e.what());

@@ -14,11 +14,12 @@ namespace thalamus::cli {
 int RunLogits(int argc, char** argv) {
   namespace po = boost::program_options;
   po::options_description options("thalamus logits: print the logits of every position as JSON");
-  options.add_options()("help,h", "show this help")
-      ("model", po::value<std::string>(), "checkpoint directory, Mamba or GPT-NeoX: config.json + model.safetensors (required)")
-      ("ids", po::value<std::string>(), "comma-separated token ids, e.g. 1,2,3 (required)")
-      ("dtype", po::value<std::string>()->default_value("float32"), "float32 or bfloat16")
-      ("threads", po::value<int>(), "compute threads (default: all cores)");
+  options.add_options()("help,h", "show this help")(
+      "model", po::value<std::string>(),
+      "checkpoint directory, Mamba or GPT-NeoX: config.json + model.safetensors (required)")(
+      "ids", po::value<std::string>(), "comma-separated token ids, e.g. 1,2,3 (required)")(
+      "dtype", po::value<std::string>()->default_value("float32"), "float32 or bfloat16")(
+      "threads", po::value<int>(), "compute threads (default: all cores)");
   po::variables_map vars;
   if (auto exit_code = ParseOptions(argc, argv, "thalamus logits", options, vars, [&] {
         if (!vars.count("model") || !vars.count("ids")) throw po::error("--model and --ids are required");

@@ -18,8 +18,7 @@ namespace thalamus::cli {
 // nullopt. Any exception from parsing or `check` counts as a usage error.
 std::optional<int> ParseOptions(int argc, char** argv, const std::string& command,
                                 const boost::program_options::options_description& options,
-                                boost::program_options::variables_map& vars,
-                                const std::function<void()>& check = {},
+                                boost::program_options::variables_map& vars, const std::function<void()>& check = {},
                                 const boost::program_options::positional_options_description* positional = nullptr);
 
 }  // namespace thalamus::cli

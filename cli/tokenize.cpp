@@ -25,7 +25,8 @@ std::vector<int32_t> ParseIdList(const std::string& text) {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used == 0 || item.find_first_not_of(" \t", used) != std::string::npos || value < INT32_MIN || value > INT32_MAX) {
+    if (used == 0 || item.find_first_not_of(" \t", used) != std::string::npos || value < INT32_MIN ||
+        value > INT32_MAX) {
       throw std::invalid_argument("'" + item + "' in the id list is not an integer id");
     }
     ids.push_back(static_cast<int32_t>(value));
@@ -37,14 +38,14 @@ std::vector<int32_t> ParseIdList(const std::string& text) {
 int RunTokenize(int argc, char** argv) {
   namespace po = boost::program_options;
   po::options_description options("thalamus tokenize: encode text to ids (JSON) or decode ids to text (JSON string)");
-  options.add_options()("help,h", "show this help")
-      ("tokenizer", po::value<std::string>(), "tokenizer.json (required)")
-      ("text", po::value<std::string>(), "text to encode")
-      ("decode", po::value<std::string>(), "comma-separated ids to decode, e.g. 12,345")
-      ("skip-special", "when decoding, leave out special tokens");
+  options.add_options()("help,h", "show this help")("tokenizer", po::value<std::string>(), "tokenizer.json (required)")(
+      "text", po::value<std::string>(), "text to encode")("decode", po::value<std::string>(),
+                                                          "comma-separated ids to decode, e.g. 12,345")(
+      "skip-special", "when decoding, leave out special tokens");
   po::variables_map vars;
   if (auto exit_code = ParseOptions(argc, argv, "thalamus tokenize", options, vars, [&] {
-        if (!vars.count("tokenizer") || vars.count("text") == vars.count("decode")) throw po::error("give --tokenizer and exactly one of --text or --decode");
+        if (!vars.count("tokenizer") || vars.count("text") == vars.count("decode"))
+          throw po::error("give --tokenizer and exactly one of --text or --decode");
       })) {
     return *exit_code;
   }

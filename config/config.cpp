@@ -74,15 +74,15 @@ Device ParseDevice(const MapReader& map, const Device& fallback) {
 }
 
 // Keys every expert block may have, and the extra keys of each kind.
-const std::set<std::string> kCommonExpertKeys = {"name", "kind", "replicas", "launch", "device", "threads",
-                                                 "concurrency", "queue_limit", "description"};
+const std::set<std::string> kCommonExpertKeys = {"name",    "kind",        "replicas",    "launch",     "device",
+                                                 "threads", "concurrency", "queue_limit", "description"};
 const std::set<std::string>& KindKeys(ExpertKind kind) {
   static const std::set<std::string> echo = {"delay_ms", "failure_rate", "prefix"};
   static const std::set<std::string> language_model = {"model",     "tokenizer",   "dtype",
                                                        "max_batch", "max_context", "context_policy"};
-  static const std::set<std::string> rag = {"domain",        "index",      "top_k",   "embedder", "index_type",
-                                            "chunk_size",    "chunk_overlap", "chunk_unit", "sources", "include",
-                                            "exclude",       "nprobe",     "ef_search"};
+  static const std::set<std::string> rag = {"domain",     "index",         "top_k",      "embedder", "index_type",
+                                            "chunk_size", "chunk_overlap", "chunk_unit", "sources",  "include",
+                                            "exclude",    "nprobe",        "ef_search"};
   switch (kind) {
     case ExpertKind::kEcho:
       return echo;
@@ -99,7 +99,8 @@ void ParseHttp(const MapReader& map, HttpConfig& http) {
   http.host = map.String("host", http.host);
   http.port = map.Int("port", http.port, 0, 65535);
   http.threads = map.Int("threads", http.threads, 0, 256);
-  http.max_body_bytes = static_cast<size_t>(map.Int("max_body_bytes", static_cast<int>(http.max_body_bytes), 1024, 1 << 30));
+  http.max_body_bytes =
+      static_cast<size_t>(map.Int("max_body_bytes", static_cast<int>(http.max_body_bytes), 1024, 1 << 30));
   map.RejectUnknown();
 }
 

@@ -57,8 +57,8 @@ inline bool IsGenerator(ExpertKind kind) { return kind == ExpertKind::kMamba || 
 
 struct HttpConfig {
   std::string host = "127.0.0.1";
-  int port = 8080;                      // 0: an ephemeral port
-  int threads = 0;                      // 0: on the router's event loop thread
+  int port = 8080;  // 0: an ephemeral port
+  int threads = 0;  // 0: on the router's event loop thread
   size_t max_body_bytes = 1 << 20;
 };
 
@@ -66,21 +66,21 @@ struct BrokerConfig {
   std::string frontend = "tcp://127.0.0.1:5555";  // ZeroMQ front end for clients; "" disables
   std::string backend = "tcp://127.0.0.1:5556";   // experts connect here
   int heartbeat_ms = 250;
-  int liveness = 3;                     // missed heartbeats before a peer is dead
-  int queue_limit = 1024;               // waiting requests per service before 429
+  int liveness = 3;        // missed heartbeats before a peer is dead
+  int queue_limit = 1024;  // waiting requests per service before 429
   int default_deadline_ms = 60000;
-  int retry_after_ms = 1000;            // advertised in 429/503 answers
+  int retry_after_ms = 1000;  // advertised in 429/503 answers
 };
 
 struct GateConfig {
-  std::string path;                     // trained gate file; "" means the fallback rule
+  std::string path;  // trained gate file; "" means the fallback rule
   // Labelled examples ({"text", "expert"} per JSONL line). When set, the gate
   // file is derived data: the router trains `path` from them at start-up
   // when it is missing, older than the examples, or made for other services.
   std::string train_data;
   int top_k = 1;
-  double threshold = 0.0;               // besides the best, only services at least this probable answer
-  std::string default_expert;           // fallback rule: this service answers
+  double threshold = 0.0;      // besides the best, only services at least this probable answer
+  std::string default_expert;  // fallback rule: this service answers
   // Load-aware: each service's probability is multiplied by
   // exp(-load_alpha * (queued + in_flight) / (live_workers * concurrency)),
   // services without a live worker are skipped; then renormalised.
@@ -95,7 +95,7 @@ struct GateConfig {
 
 // The `ralm` plan (aggregation: ralm): retrieve, then generate.
 struct RalmConfig {
-  int k = 4;                            // passages given to the generator (a query's ralm_k overrides)
+  int k = 4;  // passages given to the generator (a query's ralm_k overrides)
   // The generator's prompt; {context} becomes the numbered passages,
   // {question} the query (the last user message of a chat).
   std::string prompt_template =
@@ -107,43 +107,45 @@ struct RalmConfig {
 };
 
 struct ExpertConfig {
-  std::string name;                     // the service name clients and the gate use
+  std::string name;  // the service name clients and the gate use
   ExpertKind kind = ExpertKind::kEcho;
   int replicas = 1;
-  Launch launch = Launch::kLocal;       // local: the router's supervisor starts it; external: started by hand
+  Launch launch = Launch::kLocal;  // local: the router's supervisor starts it; external: started by hand
   Device device;
-  int threads = 1;                      // compute threads per replica
-  int concurrency = 1;                  // requests one replica works on at once
-  int queue_limit = 2;                  // requests one replica holds beyond concurrency (its pipeline depth)
-  std::string description;              // shown in /v1/models
+  int threads = 1;          // compute threads per replica
+  int concurrency = 1;      // requests one replica works on at once
+  int queue_limit = 2;      // requests one replica holds beyond concurrency (its pipeline depth)
+  std::string description;  // shown in /v1/models
 
   // echo
   int delay_ms = 0;
   double failure_rate = 0.0;
-  std::string prefix;                   // echoed answer = prefix + prompt
+  std::string prefix;  // echoed answer = prefix + prompt
 
   // mamba, transformer
-  std::string model;                    // checkpoint directory (config.json + *.safetensors)
-  std::string tokenizer;                // tokenizer.json; default: <model>/tokenizer.json
+  std::string model;      // checkpoint directory (config.json + *.safetensors)
+  std::string tokenizer;  // tokenizer.json; default: <model>/tokenizer.json
   DType dtype = DType::kFloat32;
   int max_batch = 8;
-  int max_context = 0;                  // 0: the model's own limit
+  int max_context = 0;  // 0: the model's own limit
   ContextPolicy context_policy = ContextPolicy::kError;
 
   // rag
   std::string domain;
-  std::string index;                    // index directory written by `thalamus ingest`
+  std::string index;  // index directory written by `thalamus ingest`
   int top_k = 4;
-  std::string embedder = "hashing";     // hashing | hashing:DIM | bert:DIR | DIR (sentence-transformers checkpoint)
+  std::string embedder = "hashing";         // hashing | hashing:DIM | bert:DIR | DIR (sentence-transformers checkpoint)
   IndexType index_type = IndexType::kFlat;  // changing it rebuilds the index on the next ingest
-  int chunk_size = 1000;                // per chunk, in chunk_unit
-  int chunk_overlap = 200;              // shared with the previous chunk; < chunk_size
+  int chunk_size = 1000;                    // per chunk, in chunk_unit
+  int chunk_overlap = 200;                  // shared with the previous chunk; < chunk_size
   ChunkUnit chunk_unit = ChunkUnit::kChars;
-  std::vector<std::string> sources;     // files/directories the index is synced with at start (relative: to this file's directory)
-  std::vector<std::string> include;     // glob patterns for files found in source directories ("*.md"); empty: all text files
-  std::vector<std::string> exclude;     // glob patterns skipped
-  int nprobe = 0;                       // ivf lists searched; 0: auto (nlist/32, at least 8)
-  int ef_search = 0;                    // hnsw candidate list; 0: auto (64)
+  std::vector<std::string>
+      sources;  // files/directories the index is synced with at start (relative: to this file's directory)
+  std::vector<std::string>
+      include;  // glob patterns for files found in source directories ("*.md"); empty: all text files
+  std::vector<std::string> exclude;  // glob patterns skipped
+  int nprobe = 0;                    // ivf lists searched; 0: auto (nlist/32, at least 8)
+  int ef_search = 0;                 // hnsw candidate list; 0: auto (64)
 
   // Where the block starts, for messages about it.
   std::string file;
@@ -151,13 +153,13 @@ struct ExpertConfig {
 };
 
 struct SupervisorConfig {
-  bool enabled = true;                  // start `launch: local` experts from the router
+  bool enabled = true;  // start `launch: local` experts from the router
   int restart_backoff_ms = 500;
   int max_restart_backoff_ms = 10000;
 };
 
 struct Config {
-  std::string file;                     // where it came from ("<embedded default>" for the default)
+  std::string file;  // where it came from ("<embedded default>" for the default)
   HttpConfig http;
   BrokerConfig broker;
   GateConfig gate;

@@ -17,14 +17,17 @@ std::string Where(const std::string& file, const YAML::Mark& mark) {
   return out.str();
 }
 
-std::string Scalar(const YAML::Node& node) { return node.IsScalar() ? node.Scalar() : std::string("<") + (node.IsMap() ? "map" : "list") + ">"; }
+std::string Scalar(const YAML::Node& node) {
+  return node.IsScalar() ? node.Scalar() : std::string("<") + (node.IsMap() ? "map" : "list") + ">";
+}
 
 }  // namespace
 
 MapReader::MapReader(YAML::Node node, std::string file, std::string path)
     : node_(std::move(node)), file_(std::move(file)), path_(std::move(path)) {
   if (!node_.IsMap()) {
-    throw ConfigError(Where(file_, node_.Mark()) + ": " + (path_.empty() ? "the top level" : path_) + ": must be a map of keys");
+    throw ConfigError(Where(file_, node_.Mark()) + ": " + (path_.empty() ? "the top level" : path_) +
+                      ": must be a map of keys");
   }
 }
 
@@ -72,7 +75,8 @@ std::string MapReader::Resolve(const std::string& text) const {
   std::filesystem::path config_dir = std::filesystem::path(file_).parent_path();
   // The embedded default has no folder of its own: its paths are relative to the working directory.
   const bool embedded = file_ == kEmbeddedDefaultName;
-  if (path.is_relative() && !embedded && !config_dir.empty() && std::filesystem::exists(file_)) path = config_dir / path;
+  if (path.is_relative() && !embedded && !config_dir.empty() && std::filesystem::exists(file_))
+    path = config_dir / path;
   return path.lexically_normal().string();
 }
 
@@ -108,7 +112,8 @@ std::string MapReader::Endpoint(const std::string& key, const std::string& fallb
   std::string text = String(key, fallback);
   static const std::regex kEndpoint(R"((tcp://[^:/\s]+:(\*|[0-9]{1,5}))|(ipc://\S+)|(inproc://\S+))");
   if (!std::regex_match(text, kEndpoint)) {
-    Fail(key, "must be a ZeroMQ endpoint like tcp://127.0.0.1:5556, tcp://0.0.0.0:* or ipc:///tmp/x, got '" + text + "'");
+    Fail(key,
+         "must be a ZeroMQ endpoint like tcp://127.0.0.1:5556, tcp://0.0.0.0:* or ipc:///tmp/x, got '" + text + "'");
   }
   return text;
 }
@@ -121,7 +126,9 @@ int MapReader::Int(const std::string& key, int fallback, int min, int max) const
     FailAt(value->Mark(), key, "must be an integer, got '" + Scalar(*value) + "'");
   }
   if (parsed < min || parsed > max) {
-    FailAt(value->Mark(), key, "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " + std::to_string(parsed));
+    FailAt(
+        value->Mark(), key,
+        "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " + std::to_string(parsed));
   }
   return static_cast<int>(parsed);
 }

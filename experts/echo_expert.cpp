@@ -22,7 +22,8 @@ std::vector<std::string> Words(const std::string& text) {
   std::string current;
   for (size_t i = 0; i < text.size(); ++i) {
     current += text[i];
-    if (text[i] == ' ' && (i + 1 == text.size() || text[i + 1] != ' ')) words.push_back(std::move(current)), current.clear();
+    if (text[i] == ' ' && (i + 1 == text.size() || text[i + 1] != ' '))
+      words.push_back(std::move(current)), current.clear();
   }
   if (!current.empty()) words.push_back(std::move(current));
   return words;

@@ -108,7 +108,8 @@ class LanguageModelExpert : public Expert {
       model_ = std::move(loaded.model);
       context_limit_ = loaded.context_limit;
       eos = loaded.eos_token_id;
-      const std::string tokenizer_file = c.tokenizer.empty() ? (std::filesystem::path(c.model) / "tokenizer.json").string() : c.tokenizer;
+      const std::string tokenizer_file =
+          c.tokenizer.empty() ? (std::filesystem::path(c.model) / "tokenizer.json").string() : c.tokenizer;
       tokenizer_ = std::make_unique<models::Tokenizer>(models::Tokenizer::FromFile(tokenizer_file));
     } catch (const std::exception& e) {
       throw std::runtime_error(who + e.what());
@@ -137,7 +138,8 @@ class LanguageModelExpert : public Expert {
     const wire::ExpertRequestT& request = job.request();
     for (const auto& message : request.messages) {
       if (message->role != "system" && message->role != "user" && message->role != "assistant") {
-        throw RequestError(wire::StatusCode::BAD_REQUEST, "unknown chat role '" + message->role + "' (system, user or assistant)");
+        throw RequestError(wire::StatusCode::BAD_REQUEST,
+                           "unknown chat role '" + message->role + "' (system, user or assistant)");
       }
     }
     models::GenerationRequest generation;
@@ -161,8 +163,8 @@ class LanguageModelExpert : public Expert {
     const int64_t length = static_cast<int64_t>(generation.prompt.size());
     if (length >= context_limit_) {
       throw RequestError(wire::StatusCode::CONTEXT_TOO_LONG, "the prompt has " + std::to_string(length) +
-                                                                  " tokens; this expert's context limit is " +
-                                                                  std::to_string(context_limit_));
+                                                                 " tokens; this expert's context limit is " +
+                                                                 std::to_string(context_limit_));
     }
   }
 
@@ -170,7 +172,8 @@ class LanguageModelExpert : public Expert {
     reply.text = result.text;
     reply.prompt_tokens = static_cast<uint32_t>(result.prompt_tokens);
     reply.completion_tokens = static_cast<uint32_t>(result.tokens.size());
-    reply.confidence = result.tokens.empty() ? 1.0f : static_cast<float>(std::exp(result.logprob_sum / result.tokens.size()));
+    reply.confidence =
+        result.tokens.empty() ? 1.0f : static_cast<float>(std::exp(result.logprob_sum / result.tokens.size()));
     switch (result.finish_reason) {
       case models::FinishReason::kStop:
       case models::FinishReason::kLength:

@@ -35,16 +35,17 @@ std::string Excerpt(const std::string& text) {
   return end < text.size() ? excerpt + " ..." : excerpt;
 }
 
-std::string Answer(const std::string& domain, const std::string& query, const std::vector<retrieval::Passage>& passages) {
+std::string Answer(const std::string& domain, const std::string& query,
+                   const std::vector<retrieval::Passage>& passages) {
   if (passages.empty()) return "No passages found in domain '" + domain + "' (its index is empty).";
-  std::string out = std::to_string(passages.size()) + " passage" + (passages.size() == 1 ? "" : "s") + " from '" + domain +
-                    "' for \"" + query + "\":\n";
+  std::string out = std::to_string(passages.size()) + " passage" + (passages.size() == 1 ? "" : "s") + " from '" +
+                    domain + "' for \"" + query + "\":\n";
   char score[32];
   for (size_t i = 0; i < passages.size(); ++i) {
     const retrieval::Passage& p = passages[i];
     std::snprintf(score, sizeof score, "%.3f", p.score);
-    out += "\n[" + std::to_string(i + 1) + "] " + p.source + ":" + std::to_string(p.start) + "-" + std::to_string(p.end) +
-           " (score " + score + ")\n" + Excerpt(p.text) + "\n";
+    out += "\n[" + std::to_string(i + 1) + "] " + p.source + ":" + std::to_string(p.start) + "-" +
+           std::to_string(p.end) + " (score " + score + ")\n" + Excerpt(p.text) + "\n";
   }
   return out;
 }
@@ -65,9 +66,11 @@ std::unique_ptr<wire::PassageT> ToWire(const retrieval::Passage& p) {
 // the first start builds it; later ones re-read only files whose content
 // changed (Ingest skips the rest by hash) and drop files gone from the source
 // directories, so a domain built from a repository follows `git pull`.
-void SyncWithSources(const config::ExpertConfig& c, retrieval::DomainSetup& setup, const retrieval::Embedder& embedder) {
+void SyncWithSources(const config::ExpertConfig& c, retrieval::DomainSetup& setup,
+                     const retrieval::Embedder& embedder) {
   const std::string prefix = "rag expert '" + c.name + "': ";
-  for (const std::string& missing : setup.missing) std::fprintf(stderr, "%swarning: source %s does not exist\n", prefix.c_str(), missing.c_str());
+  for (const std::string& missing : setup.missing)
+    std::fprintf(stderr, "%swarning: source %s does not exist\n", prefix.c_str(), missing.c_str());
   const bool exists = std::filesystem::exists(std::filesystem::path(setup.index_dir) / "manifest.json");
   if (setup.sources.empty()) {
     if (!exists) {
@@ -82,13 +85,14 @@ void SyncWithSources(const config::ExpertConfig& c, retrieval::DomainSetup& setu
   setup.ingest.progress = [prefix, last = Clock::now()](const retrieval::IngestProgress& p) mutable {
     if (!p.finished && Clock::now() - last < std::chrono::seconds(5)) return;
     last = Clock::now();
-    std::fprintf(stderr, "%sfiles %zu/%zu, %zu chunks, %.1fs\n", prefix.c_str(), p.files_done, p.files_total, p.chunks_embedded,
-                 p.seconds);
+    std::fprintf(stderr, "%sfiles %zu/%zu, %zu chunks, %.1fs\n", prefix.c_str(), p.files_done, p.files_total,
+                 p.chunks_embedded, p.seconds);
   };
   const retrieval::IngestReport report = retrieval::Ingest(setup.index_dir, embedder, setup.sources, setup.ingest);
   for (const std::string& problem : report.problems) std::fprintf(stderr, "%s%s\n", prefix.c_str(), problem.c_str());
   std::fprintf(stderr, "%sfiles: %zu added, %zu updated, %zu removed, %zu unchanged; %zu chunks\n", prefix.c_str(),
-               report.files_added, report.files_updated, report.files_removed, report.files_unchanged, report.total_chunks);
+               report.files_added, report.files_updated, report.files_removed, report.files_unchanged,
+               report.total_chunks);
 }
 
 class RagExpert : public Expert {
@@ -102,7 +106,8 @@ class RagExpert : public Expert {
     const retrieval::DomainInfo info = retriever_->info();
     model_ = "rag/" + domain_ + " (" + embedder->id() + ", " +
              retrieval::IndexTypeName(info.generation ? info.index.type : setup.ingest.index.type) + ")";
-    std::fprintf(stderr, "rag expert '%s': domain '%s', %zu chunks\n", name_.c_str(), domain_.c_str(), retriever_->size());
+    std::fprintf(stderr, "rag expert '%s': domain '%s', %zu chunks\n", name_.c_str(), domain_.c_str(),
+                 retriever_->size());
   }
 
   std::string Model() const override { return model_; }
@@ -134,7 +139,8 @@ class RagExpert : public Expert {
   void MaybeRefresh() {
     const int64_t now = Clock::now().time_since_epoch().count();
     int64_t due = next_refresh_.load();
-    if (now < due || !next_refresh_.compare_exchange_strong(due, now + Clock::duration(kRefreshInterval).count())) return;
+    if (now < due || !next_refresh_.compare_exchange_strong(due, now + Clock::duration(kRefreshInterval).count()))
+      return;
     try {
       if (retriever_->Refresh()) {
         std::fprintf(stderr, "rag expert '%s': reloaded index, %zu chunks\n", name_.c_str(), retriever_->size());

@@ -20,8 +20,8 @@
 namespace thalamus::experts {
 
 struct WorkerOptions {
-  std::string backend;      // router backend endpoint, e.g. tcp://10.0.0.5:5556
-  std::string service;      // service name announced in READY
+  std::string backend;  // router backend endpoint, e.g. tcp://10.0.0.5:5556
+  std::string service;  // service name announced in READY
   std::string kind;
   int concurrency = 1;
   int queue_limit = 2;

@@ -1,9 +1,9 @@
 #include "frontends/http_server.h"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -18,9 +18,10 @@ using tcp = net::ip::tcp;
 
 class HttpServer::Impl {
  public:
-  Impl(const config::HttpConfig& config, router::QueryService& service, router::Metrics& metrics, router::EventLoop* loop)
-      : context_(std::make_shared<http_internal::ServerContext>(
-            http_internal::ServerContext{config, service, metrics})),
+  Impl(const config::HttpConfig& config, router::QueryService& service, router::Metrics& metrics,
+       router::EventLoop* loop)
+      : context_(
+            std::make_shared<http_internal::ServerContext>(http_internal::ServerContext{config, service, metrics})),
         loop_(loop) {}
 
   ~Impl() { Stop(); }
@@ -35,9 +36,8 @@ class HttpServer::Impl {
     const config::HttpConfig& config = context_->config;
     if (config.threads < 0) throw std::invalid_argument("http.threads must be >= 0");
     if (config.threads == 0 && !loop_) throw std::invalid_argument("http.threads: 0 needs the router's event loop");
-    context_->started_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count();
+    context_->started_unix =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     if (config.threads == 0) {
       session_contexts_.push_back(&loop_->io_context());
       loop_->Call([&] { Listen(config); });
@@ -96,8 +96,8 @@ class HttpServer::Impl {
     const std::string address = host + ":" + std::to_string(port);
     try {
       tcp::resolver resolver(*session_contexts_.front());
-      auto endpoints = resolver.resolve(host, std::to_string(port),
-                                        tcp::resolver::passive | tcp::resolver::numeric_service);
+      auto endpoints =
+          resolver.resolve(host, std::to_string(port), tcp::resolver::passive | tcp::resolver::numeric_service);
       if (endpoints.empty()) throw std::runtime_error("no address");
       tcp::endpoint endpoint = endpoints.begin()->endpoint();
       acceptor_->open(endpoint.protocol());
@@ -143,7 +143,8 @@ class HttpServer::Impl {
   bool stopped_ = false;
 };
 
-HttpServer::HttpServer(const config::HttpConfig& config, router::QueryService& service, router::Metrics& metrics, router::EventLoop* loop)
+HttpServer::HttpServer(const config::HttpConfig& config, router::QueryService& service, router::Metrics& metrics,
+                       router::EventLoop* loop)
     : impl_(std::make_unique<Impl>(config, service, metrics, loop)) {}
 
 HttpServer::~HttpServer() = default;

@@ -30,7 +30,8 @@ namespace thalamus::frontends {
 class HttpServer {
  public:
   // `loop` may be null when config.threads >= 1.
-  HttpServer(const config::HttpConfig& config, router::QueryService& service, router::Metrics& metrics, router::EventLoop* loop = nullptr);
+  HttpServer(const config::HttpConfig& config, router::QueryService& service, router::Metrics& metrics,
+             router::EventLoop* loop = nullptr);
   ~HttpServer();  // Stop()s
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -1,12 +1,12 @@
 // One connection of the HTTP front end (see http_session.h).
 #include "frontends/http_session.h"
 
+#include <array>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <array>
 #include <chrono>
 #include <deque>
 #include <optional>
@@ -133,9 +133,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     parser_->body_limit(context_->config.max_body_bytes);
     stream_.expires_after(kIoTimeout);
     http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              self->OnHeader(ec);
-                            });
+                            [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {
@@ -144,13 +142,11 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     const auto& request = parser_->get();
     if (beast::iequals(request[http::field::expect], "100-continue")) {
       // curl waits a second for this before it sends a body over 1 KiB.
-      auto response = std::make_shared<http::response<http::empty_body>>(
-          http::status::continue_, request.version());
-      http::async_write(stream_, *response,
-                        [self = shared_from_this(), response](beast::error_code ec, size_t) {
-                          if (ec) return self->Close();
-                          self->ReadBody();
-                        });
+      auto response = std::make_shared<http::response<http::empty_body>>(http::status::continue_, request.version());
+      http::async_write(stream_, *response, [self = shared_from_this(), response](beast::error_code ec, size_t) {
+        if (ec) return self->Close();
+        self->ReadBody();
+      });
       return;
     }
     ReadBody();
@@ -158,11 +154,10 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
 
   void ReadBody() {
     stream_.expires_after(kIoTimeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       if (ec) return self->OnReadError(ec);
-                       self->Handle();
-                     });
+    http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->OnReadError(ec);
+      self->Handle();
+    });
   }
 
   void OnReadError(beast::error_code ec) {
@@ -175,8 +170,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     keep_alive_ = false;
     version_ = header_done ? parser_->get().version() : 11;
     if (ec == http::error::body_limit) {
-      return RespondError(413, "the request body exceeds " +
-                                   std::to_string(context_->config.max_body_bytes) + " bytes",
+      return RespondError(413, "the request body exceeds " + std::to_string(context_->config.max_body_bytes) + " bytes",
                           "body_too_large");
     }
     if (ec == http::error::header_limit) {
@@ -197,22 +191,21 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     const Route* route = FindRoute(View(request.target()));
     route_label_ = route ? std::string(route->path) : "other";
     if (!route) {
-      return RespondError(404, "no such endpoint: " + std::string(request.target().substr(0, 256)),
-                          "not_found");
+      return RespondError(404, "no such endpoint: " + std::string(request.target().substr(0, 256)), "not_found");
     }
     if (request.method() != route->method) {
       allow_ = std::string(http::to_string(route->method));
-      return RespondError(405, std::string(request.method_string()) + " is not allowed on " +
-                                   std::string(route->path) + "; use " + allow_,
-                          "method_not_allowed");
+      return RespondError(
+          405,
+          std::string(request.method_string()) + " is not allowed on " + std::string(route->path) + "; use " + allow_,
+          "method_not_allowed");
     }
     switch (route->id) {
       case RouteId::kHealth:
         return Respond(200, R"({"status":"ok"})", "application/json");
       case RouteId::kReady: {
         bool ready = context_->service.Ready();
-        return Respond(ready ? 200 : 503, openai::ReadyJson(ready, context_->service.Services()),
-                       "application/json");
+        return Respond(ready ? 200 : 503, openai::ReadyJson(ready, context_->service.Services()), "application/json");
       }
       case RouteId::kModels:
         return Respond(200, openai::ModelsJson(context_->service.Services(), context_->started_unix),
@@ -227,8 +220,9 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   void HandleQuery(openai::Api api) {
     const auto& request = parser_->get();
     if (!IsJsonContentType(View(request[http::field::content_type]))) {
-      return RespondError(415, "Content-Type must be application/json, got \"" +
-                                   std::string(request[http::field::content_type].substr(0, 128)) + "\"",
+      return RespondError(415,
+                          "Content-Type must be application/json, got \"" +
+                              std::string(request[http::field::content_type].substr(0, 128)) + "\"",
                           "unsupported_media_type");
     }
     std::optional<openai::ParsedRequest> parsed;
@@ -239,8 +233,10 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     }
     api_ = api;
     ids_ = openai::NewResponseIds(api, parsed->model);
-    if (parsed->stream) encoder_.emplace(api, ids_, parsed->include_usage);
-    else encoder_.reset();
+    if (parsed->stream)
+      encoder_.emplace(api, ids_, parsed->include_usage);
+    else
+      encoder_.reset();
     stream_started_ = false;
     Submit(std::move(parsed->query));
   }
@@ -266,9 +262,8 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     callbacks.on_result = [weak, gate](wire::QueryResultT result) {
       gate->IfOpen([&] {
         if (auto self = weak.lock()) {
-          net::dispatch(self->executor_, [self, result = std::move(result)]() mutable {
-            self->OnResult(std::move(result));
-          });
+          net::dispatch(self->executor_,
+                        [self, result = std::move(result)]() mutable { self->OnResult(std::move(result)); });
         }
       });
     };
@@ -329,8 +324,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     });
   }
 
-  void RespondError(int status, std::string_view message, std::string_view code,
-                    std::string_view param = {}) {
+  void RespondError(int status, std::string_view message, std::string_view code, std::string_view param = {}) {
     Respond(status, openai::ErrorJson(status, message, code, param), "application/json");
   }
   void RespondFailure(const wire::QueryResultT& failed) {
@@ -431,12 +425,11 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
 
   void Drain() {
     stream_.expires_after(kLingerTimeout);
-    stream_.async_read_some(net::buffer(drain_buffer_),
-                            [self = shared_from_this()](beast::error_code ec, size_t n) {
-                              self->drained_ += n;
-                              if (ec || self->drained_ > kLingerBytes) return self->Close();
-                              self->Drain();
-                            });
+    stream_.async_read_some(net::buffer(drain_buffer_), [self = shared_from_this()](beast::error_code ec, size_t n) {
+      self->drained_ += n;
+      if (ec || self->drained_ > kLingerBytes) return self->Close();
+      self->Drain();
+    });
   }
 
   void Close() {

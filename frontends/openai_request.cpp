@@ -30,13 +30,20 @@ constexpr double kMaxTemperature = 100.0;
 
 std::string Describe(const json& value) {
   switch (value.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
-    case json::value_t::number_float: return "a non-integral number";
-    default: return "a number";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::number_float:
+      return "a non-integral number";
+    default:
+      return "a number";
   }
 }
 
@@ -65,11 +72,10 @@ int64_t IntegerValue(const json& value, const std::string& param, int64_t lo, in
   return v;
 }
 
-double NumberValue(const json& value, const std::string& param, double lo, double hi,
-                   bool lo_inclusive) {
+double NumberValue(const json& value, const std::string& param, double lo, double hi, bool lo_inclusive) {
   const auto refuse = [&](const std::string& got) {
-    Invalid(param, std::string("must be a number ") + (lo_inclusive ? ">= " : "> ") + json(lo).dump() + " and <= " +
-                       json(hi).dump() + ", got " + got);
+    Invalid(param, std::string("must be a number ") + (lo_inclusive ? ">= " : "> ") + json(lo).dump() +
+                       " and <= " + json(hi).dump() + ", got " + got);
   };
   if (!value.is_number()) refuse(Describe(value));
   double v = value.get<double>();
@@ -96,8 +102,7 @@ json ParseObject(std::string_view body) {
     throw ApiError(400, std::string("invalid JSON body: ") + e.what(), {}, "invalid_json");
   }
   if (!parsed.is_object()) {
-    throw ApiError(400, "the request body must be a JSON object, got " + Describe(parsed), {},
-                   "invalid_json");
+    throw ApiError(400, "the request body must be a JSON object, got " + Describe(parsed), {}, "invalid_json");
   }
   return parsed;
 }
@@ -125,8 +130,7 @@ std::vector<std::string> ParseStop(const json& value) {
 std::unique_ptr<wire::GenerationParamsT> ParseParams(const json& body, int default_max_tokens) {
   auto params = std::make_unique<wire::GenerationParamsT>();
   params->max_tokens = default_max_tokens;
-  const char* max_tokens_name = Field(body, "max_completion_tokens") ? "max_completion_tokens"
-                                                                      : "max_tokens";
+  const char* max_tokens_name = Field(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
   if (const json* v = Field(body, max_tokens_name)) {
     params->max_tokens = static_cast<int>(IntegerValue(*v, max_tokens_name, 1, kMaxTokensLimit));
   }
@@ -145,8 +149,7 @@ std::unique_ptr<wire::GenerationParamsT> ParseParams(const json& body, int defau
   if (const json* v = Field(body, "seed")) {
     // The wire reserves seed 0 for "unseeded"; refusing it beats silently
     // answering a request for determinism with a random sample.
-    params->seed = static_cast<uint64_t>(
-        IntegerValue(*v, "seed", 1, std::numeric_limits<int64_t>::max()));
+    params->seed = static_cast<uint64_t>(IntegerValue(*v, "seed", 1, std::numeric_limits<int64_t>::max()));
   }
   return params;
 }
@@ -190,8 +193,7 @@ std::vector<std::unique_ptr<wire::ChatMessageT>> ParseMessages(const json& value
     std::string r = role->is_string() ? role->get<std::string>() : StringValue(*role, param(".role"));
     if (r == "developer") r = "system";  // OpenAI's newer name for the system prompt
     if (r != "system" && r != "user" && r != "assistant") {
-      Invalid(param(".role"), "must be one of system, developer, user, assistant, got \"" +
-                                   r.substr(0, 64) + "\"");
+      Invalid(param(".role"), "must be one of system, developer, user, assistant, got \"" + r.substr(0, 64) + "\"");
     }
     const json* content = Field(m, "content");
     if (!content) Invalid(param(".content"), "is required");
@@ -283,7 +285,8 @@ void ParseNative(const json& body, ParsedRequest& out) {
     out.query.deadline_ms = static_cast<uint32_t>(IntegerValue(*v, "deadline_ms", 0, kMaxDeadlineMs));
   }
   if (const json* v = Field(body, "with_trace")) out.query.with_trace = BoolValue(*v, "with_trace");
-  if (const json* v = Field(body, "ralm_k")) out.query.ralm_k = static_cast<int32_t>(IntegerValue(*v, "ralm_k", 1, 1000));
+  if (const json* v = Field(body, "ralm_k"))
+    out.query.ralm_k = static_cast<int32_t>(IntegerValue(*v, "ralm_k", 1, 1000));
   if (const json* v = Field(body, "stream")) out.stream = BoolValue(*v, "stream");
   out.model = std::string(kRouterModel);
 }

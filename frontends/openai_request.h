@@ -23,8 +23,7 @@ namespace thalamus::frontends::openai {
 // {"error": {"message", "type", "param", "code"}}.
 class ApiError : public std::runtime_error {
  public:
-  ApiError(int status, const std::string& message, std::string param = {},
-           std::string code = {});
+  ApiError(int status, const std::string& message, std::string param = {}, std::string code = {});
   int status() const { return status_; }
   const std::string& param() const { return param_; }
   const std::string& code() const { return code_; }
@@ -44,7 +43,7 @@ enum class Api { kChat, kCompletion, kQuery };
 
 struct ParsedRequest {
   wire::QueryT query;
-  std::string model;           // as the client named it; kRouterModel when absent
+  std::string model;  // as the client named it; kRouterModel when absent
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
 };

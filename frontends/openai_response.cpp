@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -19,9 +19,7 @@ namespace {
 
 // Model output may hold invalid UTF-8 (a byte-level tokenizer can emit half a
 // character); replace it rather than fail the answer.
-std::string Dump(const json& value) {
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
-}
+std::string Dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 // A float widened to double prints as 0.30000001192092896; print the float's
 // own shortest form instead.
@@ -85,11 +83,9 @@ json TraceJson(const wire::TraceT& trace) {
                        {"attempts", e->attempts}});
     if (!e->prompt.empty()) experts.back()["prompt"] = e->prompt;
   }
-  return {{"gate", gate},          {"gate_reason", trace.gate_reason},
-          {"chosen", trace.chosen}, {"plan", trace.plan},
-          {"plan_reason", trace.plan_reason},
-          {"aggregation", trace.aggregation}, {"experts", experts},
-          {"total_ms", Number(trace.total_ms)}};
+  return {{"gate", gate},       {"gate_reason", trace.gate_reason},  {"chosen", trace.chosen},
+          {"plan", trace.plan}, {"plan_reason", trace.plan_reason},  {"aggregation", trace.aggregation},
+          {"experts", experts}, {"total_ms", Number(trace.total_ms)}};
 }
 
 json Envelope(const ResponseIds& ids, const char* object) {
@@ -111,9 +107,8 @@ ResponseIds NewResponseIds(Api api, const std::string& model) {
   ResponseIds ids;
   ids.id = std::string(kPrefix[static_cast<int>(api)]) + std::string(hex, sizeof hex);
   ids.model = model;
-  ids.created = std::chrono::duration_cast<std::chrono::seconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
+  ids.created =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   return ids;
 }
 
@@ -127,9 +122,8 @@ namespace {
 // case for ids, model names and English answers, is its own JSON form, and
 // copying it directly saves a json value, a serializer and three allocations.
 void AppendString(std::string& out, std::string_view text) {
-  const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
-    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
-  });
+  const bool plain =
+      std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
   if (!plain) {
     out += Dump(json(text));
     return;
@@ -183,8 +177,7 @@ std::string ResultJson(Api api, const ResponseIds& ids, const wire::QueryResultT
   return Dump(out);
 }
 
-std::string ErrorJson(int status, std::string_view message, std::string_view code,
-                      std::string_view param) {
+std::string ErrorJson(int status, std::string_view message, std::string_view code, std::string_view param) {
   json error = {{"message", message},
                 {"type", ErrorType(status)},
                 {"param", param.empty() ? json(nullptr) : json(param)},
@@ -198,13 +191,11 @@ std::string ErrorJson(const ApiError& error) {
 
 std::string ErrorJson(const wire::QueryResultT& failed) {
   const char* name = messages::StatusName(failed.status);
-  return ErrorJson(messages::HttpStatus(failed.status), failed.error.empty() ? name : failed.error,
-                   name);
+  return ErrorJson(messages::HttpStatus(failed.status), failed.error.empty() ? name : failed.error, name);
 }
 
 int RetryAfterSeconds(const wire::QueryResultT& failed) {
-  if (failed.status != wire::StatusCode::OVERLOADED &&
-      failed.status != wire::StatusCode::UNAVAILABLE) {
+  if (failed.status != wire::StatusCode::OVERLOADED && failed.status != wire::StatusCode::UNAVAILABLE) {
     return 0;
   }
   int seconds = static_cast<int>((uint64_t{failed.retry_after_ms} + 999) / 1000);
@@ -229,8 +220,7 @@ std::string ModelsJson(const std::vector<router::ServiceInfo>& services, int64_t
 std::string ReadyJson(bool ready, const std::vector<router::ServiceInfo>& services) {
   json by_service = json::object();
   for (const router::ServiceInfo& s : services) {
-    by_service[s.name] = {
-        {"live_workers", s.live_workers}, {"queued", s.queued}, {"in_flight", s.in_flight}};
+    by_service[s.name] = {{"live_workers", s.live_workers}, {"queued", s.queued}, {"in_flight", s.in_flight}};
   }
   return Dump({{"status", ready ? "ready" : "not_ready"}, {"services", by_service}});
 }
@@ -256,18 +246,16 @@ std::string StreamEncoder::Delta(std::string_view text) {
       if (!sent_role_) delta["role"] = "assistant";
       sent_role_ = true;
       out = Envelope(ids_, "chat.completion.chunk");
-      out["choices"] = json::array(
-          {{{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}}});
+      out["choices"] =
+          json::array({{{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}}});
       break;
     }
     case Api::kCompletion:
       out = Envelope(ids_, "text_completion");
-      out["choices"] = json::array(
-          {{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", nullptr}}});
+      out["choices"] = json::array({{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", nullptr}}});
       break;
     case Api::kQuery:
-      out = {{"id", ids_.id}, {"object", "thalamus.query.delta"}, {"created", ids_.created},
-             {"delta", text}};
+      out = {{"id", ids_.id}, {"object", "thalamus.query.delta"}, {"created", ids_.created}, {"delta", text}};
       break;
   }
   return Dump(out);
@@ -290,14 +278,14 @@ std::vector<std::string> StreamEncoder::Finish(const wire::QueryResultT& result)
       json delta = json::object();
       if (!sent_role_) delta["role"] = "assistant";
       last = Envelope(ids_, "chat.completion.chunk");
-      last["choices"] = json::array({{{"index", 0}, {"delta", delta}, {"logprobs", nullptr},
-                                      {"finish_reason", FinishReason(result)}}});
+      last["choices"] = json::array(
+          {{{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", FinishReason(result)}}});
       break;
     }
     case Api::kCompletion:
       last = Envelope(ids_, "text_completion");
-      last["choices"] = json::array({{{"index", 0}, {"text", ""}, {"logprobs", nullptr},
-                                      {"finish_reason", FinishReason(result)}}});
+      last["choices"] =
+          json::array({{{"index", 0}, {"text", ""}, {"logprobs", nullptr}, {"finish_reason", FinishReason(result)}}});
       break;
     case Api::kQuery:
       events.push_back(ResultJson(Api::kQuery, ids_, result));
@@ -313,9 +301,7 @@ std::vector<std::string> StreamEncoder::Finish(const wire::QueryResultT& result)
   return events;
 }
 
-std::string StreamEncoder::Error(const wire::QueryResultT& failed) const {
-  return ErrorJson(failed);
-}
+std::string StreamEncoder::Error(const wire::QueryResultT& failed) const { return ErrorJson(failed); }
 
 size_t CompleteUtf8Prefix(std::string_view text) {
   // Find the lead byte of the last sequence (at most 3 continuation bytes back).

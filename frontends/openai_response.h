@@ -18,9 +18,9 @@ namespace thalamus::frontends::openai {
 
 // What one answer's chunks share.
 struct ResponseIds {
-  std::string id;              // "chatcmpl-...", "cmpl-...", "query-..."
+  std::string id;  // "chatcmpl-...", "cmpl-...", "query-..."
   std::string model;
-  int64_t created = 0;         // unix seconds
+  int64_t created = 0;  // unix seconds
 };
 ResponseIds NewResponseIds(Api api, const std::string& model);
 
@@ -28,8 +28,7 @@ ResponseIds NewResponseIds(Api api, const std::string& model);
 std::string ResultJson(Api api, const ResponseIds& ids, const wire::QueryResultT& result);
 
 // The error body; `type` is derived from the status.
-std::string ErrorJson(int status, std::string_view message, std::string_view code,
-                      std::string_view param = {});
+std::string ErrorJson(int status, std::string_view message, std::string_view code, std::string_view param = {});
 std::string ErrorJson(const ApiError& error);
 std::string ErrorJson(const wire::QueryResultT& failed);
 

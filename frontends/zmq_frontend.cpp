@@ -5,7 +5,8 @@
 
 namespace thalamus::frontends {
 
-ZmqFrontend::ZmqFrontend(const std::string& endpoint, router::EventLoop& loop, router::QueryService& service, router::Metrics& metrics)
+ZmqFrontend::ZmqFrontend(const std::string& endpoint, router::EventLoop& loop, router::QueryService& service,
+                         router::Metrics& metrics)
     : loop_(loop), service_(service), metrics_(metrics), socket_(loop.context(), zmq::socket_type::router) {
   socket_.set(zmq::sockopt::router_mandatory, 1);
   socket_.set(zmq::sockopt::linger, 0);

@@ -20,7 +20,8 @@ namespace thalamus::frontends {
 class ZmqFrontend {
  public:
   // Binds `endpoint` now.
-  ZmqFrontend(const std::string& endpoint, router::EventLoop& loop, router::QueryService& service, router::Metrics& metrics);
+  ZmqFrontend(const std::string& endpoint, router::EventLoop& loop, router::QueryService& service,
+              router::Metrics& metrics);
   // The bound endpoint, with a wildcard port resolved.
   const std::string& endpoint() const { return endpoint_; }
 

@@ -53,7 +53,8 @@ std::string ContextAdjust(const config::Config& config, size_t tokens, std::vect
   if (!gate.context_aware || tokens <= static_cast<size_t>(gate.long_context_tokens)) return "";
   std::vector<std::string> boosted;
   for (size_t i = 0; i < config.experts.size(); ++i) {
-    if (config.experts[i].kind == config::ExpertKind::kMamba) p[i] *= gate.long_context_boost, boosted.push_back(config.experts[i].name);
+    if (config.experts[i].kind == config::ExpertKind::kMamba)
+      p[i] *= gate.long_context_boost, boosted.push_back(config.experts[i].name);
   }
   if (boosted.empty()) return "";
   return "; long context (~" + std::to_string(tokens) + " tokens > " + std::to_string(gate.long_context_tokens) +
@@ -259,8 +260,8 @@ GateDecision Gate::DecideByModel(const wire::QueryT& query, const std::vector<Se
     decision.scores.push_back(score);
   }
   decision.reason = "trained gate: model {" + model_says + "}" + adjustments + "; top_k " +
-                    std::to_string(config_.gate.top_k) + ", threshold " + Fixed(config_.gate.threshold, 2) +
-                    " -> " + JoinNames(decision.chosen);
+                    std::to_string(config_.gate.top_k) + ", threshold " + Fixed(config_.gate.threshold, 2) + " -> " +
+                    JoinNames(decision.chosen);
   return decision;
 }
 

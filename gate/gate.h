@@ -49,12 +49,12 @@ struct ServiceLoad {
 struct GateDecision {
   wire::StatusCode status = wire::StatusCode::OK;  // NOT_FOUND for an unknown named expert
   std::string error;
-  std::vector<std::string> chosen;        // services that answer, best first
-  std::vector<wire::GateScoreT> scores;   // probability per configured service (after adjustment)
+  std::vector<std::string> chosen;       // services that answer, best first
+  std::vector<wire::GateScoreT> scores;  // probability per configured service (after adjustment)
   std::string reason;
-  bool from_model = false;                // the trained gate decided
-  std::string fallback;                   // why the model did not decide alone ("" if it did): metrics label
-  double entropy_bits = -1;               // of the model's own distribution; -1 without a model
+  bool from_model = false;   // the trained gate decided
+  std::string fallback;      // why the model did not decide alone ("" if it did): metrics label
+  double entropy_bits = -1;  // of the model's own distribution; -1 without a model
 };
 
 class Gate {

@@ -6,8 +6,8 @@ namespace thalamus::gate {
 namespace {
 
 bool LooksLikeCode(std::string_view text) {
-  static constexpr std::string_view kMarkers[] = {"```", "{", "};", "();", "=>", "->", "#include", "def ",
-                                                  "import ", "return ", "==", "!=", "std::", "()"};
+  static constexpr std::string_view kMarkers[] = {"```",  "{",       "};",      "();", "=>", "->",    "#include",
+                                                  "def ", "import ", "return ", "==",  "!=", "std::", "()"};
   for (std::string_view marker : kMarkers) {
     if (text.find(marker) != std::string_view::npos) return true;
   }

@@ -23,14 +23,12 @@ constexpr const char* kFormat = "thalamus-gate-v1";
 
 torch::nn::Sequential MakeNetwork(size_t input_dim, int hidden, size_t outputs, double dropout) {
   return torch::nn::Sequential(torch::nn::Linear(static_cast<int64_t>(input_dim), hidden), torch::nn::ReLU(),
-                               torch::nn::Dropout(dropout),
-                               torch::nn::Linear(hidden, static_cast<int64_t>(outputs)));
+                               torch::nn::Dropout(dropout), torch::nn::Linear(hidden, static_cast<int64_t>(outputs)));
 }
 
 nlohmann::json MetadataJson(const GateMetadata& m) {
-  return {{"format", kFormat},          {"services", m.services}, {"embedder", m.embedder},
-          {"embedder_id", m.embedder_id}, {"features", m.features}, {"hidden", m.hidden},
-          {"input_dim", m.input_dim}};
+  return {{"format", kFormat},      {"services", m.services}, {"embedder", m.embedder},  {"embedder_id", m.embedder_id},
+          {"features", m.features}, {"hidden", m.hidden},     {"input_dim", m.input_dim}};
 }
 
 GateMetadata ParseMetadata(const std::string& text, const std::string& path) {
@@ -97,12 +95,14 @@ std::unique_ptr<GateModel> GateModel::Load(const std::string& path) {
   }
   c10::IValue metadata;
   if (!archive.try_read(kMetadataKey, metadata) || !metadata.isString()) {
-    throw std::runtime_error(path + ": not a Thalamus gate file (no gate metadata; write it with `thalamus gate train`)");
+    throw std::runtime_error(path +
+                             ": not a Thalamus gate file (no gate metadata; write it with `thalamus gate train`)");
   }
   impl->metadata = ParseMetadata(metadata.toStringRef(), path);
   const GateMetadata& m = impl->metadata;
   if (m.features != GateFeatureNames()) {
-    throw std::runtime_error(path + ": written for other gate features; retrain it with this version's `thalamus gate train`");
+    throw std::runtime_error(path +
+                             ": written for other gate features; retrain it with this version's `thalamus gate train`");
   }
   try {
     impl->embedder = retrieval::MakeEmbedder(m.embedder, ResolveEmbedderBase(path), /*threads=*/1);
@@ -110,8 +110,8 @@ std::unique_ptr<GateModel> GateModel::Load(const std::string& path) {
     throw std::runtime_error(path + ": its embedder '" + m.embedder + "': " + e.what());
   }
   if (impl->embedder->id() != m.embedder_id || impl->embedder->dim() + m.features.size() != m.input_dim) {
-    throw std::runtime_error(path + ": trained with embedder " + m.embedder_id + ", but '" + m.embedder + "' now gives " +
-                             impl->embedder->id());
+    throw std::runtime_error(path + ": trained with embedder " + m.embedder_id + ", but '" + m.embedder +
+                             "' now gives " + impl->embedder->id());
   }
   impl->network = MakeNetwork(m.input_dim, m.hidden, m.services.size(), 0.0);
   try {
@@ -127,7 +127,8 @@ std::vector<std::vector<float>> GateModel::Probabilities(const std::vector<std::
   std::vector<std::vector<float>> out;
   if (texts.empty()) return out;
   torch::NoGradGuard no_grad;
-  torch::Tensor probabilities = torch::softmax(impl_->network->forward(InputRows(*impl_->embedder, texts)), 1).contiguous();
+  torch::Tensor probabilities =
+      torch::softmax(impl_->network->forward(InputRows(*impl_->embedder, texts)), 1).contiguous();
   const float* data = probabilities.data_ptr<float>();
   const size_t n = impl_->metadata.services.size();
   for (size_t i = 0; i < texts.size(); ++i) out.emplace_back(data + i * n, data + (i + 1) * n);
@@ -203,7 +204,8 @@ GateTrainReport GateModel::Train(const std::vector<std::string>& services, const
       torch::Tensor index = order.slice(0, start, std::min(n, start + batch));
       torch::Tensor logits = network->forward(inputs.index_select(0, index));
       torch::Tensor balance = BalanceTerm(torch::softmax(logits, 1));
-      torch::Tensor loss = torch::nn::functional::cross_entropy(logits, targets.index_select(0, index)) + options.balance_weight * balance;
+      torch::Tensor loss = torch::nn::functional::cross_entropy(logits, targets.index_select(0, index)) +
+                           options.balance_weight * balance;
       optimizer.zero_grad();
       loss.backward();
       optimizer.step();

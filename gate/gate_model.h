@@ -54,7 +54,7 @@ struct GateTrainOptions {
 
 struct GateTrainReport {
   double final_loss = 0;
-  double final_balance = 0;      // the balancing term, unweighted (1.0 is perfectly balanced)
+  double final_balance = 0;  // the balancing term, unweighted (1.0 is perfectly balanced)
   double train_accuracy = 0;
   size_t examples = 0;
 };

@@ -24,8 +24,7 @@ torch::Tensor CpuSelectiveStateUpdate(const ScanDims& dims, torch::Tensor& state
 torch::Tensor CpuCausalConv1d(const ConvDims& dims, const torch::Tensor& x, const torch::Tensor& weight,
                               const std::optional<torch::Tensor>& bias, bool silu);
 torch::Tensor CpuCausalConv1dUpdate(const ConvDims& dims, const torch::Tensor& x, torch::Tensor& conv_state,
-                                    const torch::Tensor& weight, const std::optional<torch::Tensor>& bias,
-                                    bool silu);
+                                    const torch::Tensor& weight, const std::optional<torch::Tensor>& bias, bool silu);
 
 // CUDA versions (cuda_backend.cpp); only built when LibTorch has CUDA.
 #ifdef THALAMUS_KERNELS_TORCH_CUDA
@@ -41,8 +40,7 @@ torch::Tensor CudaSelectiveStateUpdate(const ScanDims& dims, torch::Tensor& stat
 torch::Tensor CudaCausalConv1d(const ConvDims& dims, const torch::Tensor& x, const torch::Tensor& weight,
                                const std::optional<torch::Tensor>& bias, bool silu);
 torch::Tensor CudaCausalConv1dUpdate(const ConvDims& dims, const torch::Tensor& x, torch::Tensor& conv_state,
-                                     const torch::Tensor& weight, const std::optional<torch::Tensor>& bias,
-                                     bool silu);
+                                     const torch::Tensor& weight, const std::optional<torch::Tensor>& bias, bool silu);
 bool CudaDeviceVisible();
 #endif
 

@@ -32,8 +32,8 @@ void CheckShape(const char* op, const char* name, const torch::Tensor& t,
   CheckFloating(op, name, t);
   std::vector<int64_t> expected;
   for (const auto& dim : dims) expected.push_back(dim.second);
-  TORCH_CHECK(t.sizes() == c10::IntArrayRef(expected), op, ": ", name, " must have shape ", ShapeString(dims),
-              ", got ", t.sizes());
+  TORCH_CHECK(t.sizes() == c10::IntArrayRef(expected), op, ": ", name, " must have shape ", ShapeString(dims), ", got ",
+              t.sizes());
 }
 
 void CheckDevice(const char* op, const char* name, const torch::Tensor& t, const torch::Tensor& first) {
@@ -41,8 +41,8 @@ void CheckDevice(const char* op, const char* name, const torch::Tensor& t, const
               first.device());
 }
 
-void CheckOptional(const char* op, const char* name, const std::optional<torch::Tensor>& t,
-                   const torch::Tensor& first, std::initializer_list<std::pair<const char*, int64_t>> dims) {
+void CheckOptional(const char* op, const char* name, const std::optional<torch::Tensor>& t, const torch::Tensor& first,
+                   std::initializer_list<std::pair<const char*, int64_t>> dims) {
   if (!t.has_value()) return;
   CheckShape(op, name, *t, dims);
   CheckDevice(op, name, *t, first);
@@ -68,8 +68,8 @@ ScanDims CheckScanArgs(const char* op, const torch::Tensor& u, const torch::Tens
   CheckShape(op, "B", B, {{"batch", dims.batch}, {"dstate", dims.dstate}, {"seqlen", dims.seqlen}});
   CheckShape(op, "C", C, {{"batch", dims.batch}, {"dstate", dims.dstate}, {"seqlen", dims.seqlen}});
   TORCH_CHECK(dims.dstate >= 1, op, ": A must have at least one state column (dstate >= 1)");
-  for (const auto& [name, t] : {std::pair{"delta", &delta}, std::pair{"A", &A}, std::pair{"B", &B},
-                                std::pair{"C", &C}}) {
+  for (const auto& [name, t] :
+       {std::pair{"delta", &delta}, std::pair{"A", &A}, std::pair{"B", &B}, std::pair{"C", &C}}) {
     CheckDevice(op, name, *t, u);
   }
   CheckOptional(op, "D", D, u, {{"dim", dims.dim}});
@@ -91,8 +91,8 @@ ScanDims CheckStateUpdateArgs(const char* op, const torch::Tensor& state, const 
   CheckShape(op, "dt", dt, {{"batch", dims.batch}, {"dim", dims.dim}});
   CheckShape(op, "B", B, {{"batch", dims.batch}, {"dstate", dims.dstate}});
   CheckShape(op, "C", C, {{"batch", dims.batch}, {"dstate", dims.dstate}});
-  for (const auto& [name, t] : {std::pair{"state", &state}, std::pair{"dt", &dt}, std::pair{"A", &A},
-                                std::pair{"B", &B}, std::pair{"C", &C}}) {
+  for (const auto& [name, t] :
+       {std::pair{"state", &state}, std::pair{"dt", &dt}, std::pair{"A", &A}, std::pair{"B", &B}, std::pair{"C", &C}}) {
     CheckDevice(op, name, *t, x);
   }
   CheckOptional(op, "D", D, x, {{"dim", dims.dim}});
@@ -121,8 +121,8 @@ ConvDims CheckConvUpdateArgs(const char* op, const torch::Tensor& x, const torch
   CheckShape(op, "weight", weight, {{"dim", dims.dim}, {"width", dims.width}});
   TORCH_CHECK(dims.width >= 1, op, ": weight must have width >= 1");
   CheckShape(op, "conv_state", conv_state, {{"batch", dims.batch}, {"dim", dims.dim}, {"width", dims.width}});
-  TORCH_CHECK(conv_state.scalar_type() == x.scalar_type(), op, ": conv_state must have x's dtype ",
-              x.scalar_type(), ", got ", conv_state.scalar_type());
+  TORCH_CHECK(conv_state.scalar_type() == x.scalar_type(), op, ": conv_state must have x's dtype ", x.scalar_type(),
+              ", got ", conv_state.scalar_type());
   CheckDevice(op, "conv_state", conv_state, x);
   CheckDevice(op, "weight", weight, x);
   CheckOptional(op, "bias", bias, x, {{"dim", dims.dim}});

@@ -58,7 +58,7 @@ ScanResult CpuSelectiveScan(const ScanDims& dims, const torch::Tensor& u, const 
   args.y = y.data_ptr<float>(), args.last_state = last_state.data_ptr<float>();
   const int64_t tasks = ScanTaskCount(args);
   ParallelFor(tasks, GrainFor(kScanLanes * dims.seqlen * dims.dstate),
-                   [&](int64_t begin, int64_t end) { RunScanTasks(args, begin, end); });
+              [&](int64_t begin, int64_t end) { RunScanTasks(args, begin, end); });
   return {u.scalar_type() == torch::kFloat ? y : y.to(u.scalar_type()), last_state};
 }
 
@@ -79,7 +79,7 @@ torch::Tensor CpuSelectiveStateUpdate(const ScanDims& dims, torch::Tensor& state
   UpdateInPlace(state, [&](float* data) {
     args.state = data;
     ParallelFor(dims.batch * dims.dim, GrainFor(dims.dstate),
-                     [&](int64_t begin, int64_t end) { RunStateUpdateRows(args, begin, end); });
+                [&](int64_t begin, int64_t end) { RunStateUpdateRows(args, begin, end); });
   });
   return x.scalar_type() == torch::kFloat ? y : y.to(x.scalar_type());
 }
@@ -94,13 +94,12 @@ torch::Tensor CpuCausalConv1d(const ConvDims& dims, const torch::Tensor& x, cons
   args.x = Data(x32), args.weight = Data(w32), args.bias = Data(bias32), args.silu = silu;
   args.out = out.data_ptr<float>();
   ParallelFor(dims.batch * dims.dim, GrainFor(dims.seqlen * (dims.width + 4)),
-                   [&](int64_t begin, int64_t end) { RunConvRows(args, begin, end); });
+              [&](int64_t begin, int64_t end) { RunConvRows(args, begin, end); });
   return x.scalar_type() == torch::kFloat ? out : out.to(x.scalar_type());
 }
 
 torch::Tensor CpuCausalConv1dUpdate(const ConvDims& dims, const torch::Tensor& x, torch::Tensor& conv_state,
-                                    const torch::Tensor& weight, const std::optional<torch::Tensor>& bias,
-                                    bool silu) {
+                                    const torch::Tensor& weight, const std::optional<torch::Tensor>& bias, bool silu) {
   const auto x32 = Float32(x), w32 = Float32(weight);
   const auto bias32 = Float32(bias);
   auto out = torch::empty({dims.batch, dims.dim}, torch::kFloat);
@@ -111,7 +110,7 @@ torch::Tensor CpuCausalConv1dUpdate(const ConvDims& dims, const torch::Tensor& x
   UpdateInPlace(conv_state, [&](float* data) {
     args.conv_state = data;
     ParallelFor(dims.batch * dims.dim, GrainFor(dims.width),
-                     [&](int64_t begin, int64_t end) { RunConvUpdateRows(args, begin, end); });
+                [&](int64_t begin, int64_t end) { RunConvUpdateRows(args, begin, end); });
   });
   return x.scalar_type() == torch::kFloat ? out : out.to(x.scalar_type());
 }

@@ -133,8 +133,8 @@ struct LaneParams {
 
 // Runs the recurrence for one chunk of `count` steps. x: [dstate][L] state,
 // a: [dstate][L] A transposed and scaled by log2(e). B_rows, C_rows: [count][dstate].
-THALAMUS_INLINE void ScanChunk(int64_t count, int64_t dstate, const float* a, const float* B_rows,
-                               const float* C_rows, const float* u, const float* dt, float* x, float* y) {
+THALAMUS_INLINE void ScanChunk(int64_t count, int64_t dstate, const float* a, const float* B_rows, const float* C_rows,
+                               const float* u, const float* dt, float* x, float* y) {
   for (int64_t t = 0; t < count; ++t) {
     float step[L], drive[L], acc[L] = {};
     for (int64_t l = 0; l < L; ++l) {
@@ -303,18 +303,18 @@ Isa SelectedIsa() {
 
 // One copy of each body per instruction set, chosen per call.
 #if THALAMUS_HAVE_X86_VARIANTS
-#define THALAMUS_VARIANTS(Body, Args)                                                        \
-  void Body##Baseline(const Args& a, int64_t b, int64_t e) { Body(a, b, e); }                \
+#define THALAMUS_VARIANTS(Body, Args)                                                          \
+  void Body##Baseline(const Args& a, int64_t b, int64_t e) { Body(a, b, e); }                  \
   THALAMUS_TARGET_AVX2 void Body##Avx2(const Args& a, int64_t b, int64_t e) { Body(a, b, e); } \
   THALAMUS_TARGET_AVX512 void Body##Avx512(const Args& a, int64_t b, int64_t e) { Body(a, b, e); }
-#define THALAMUS_DISPATCH(Body, args, begin, end)           \
-  switch (SelectedIsa()) {                                  \
-    case Isa::kAvx512:                                      \
-      return Body##Avx512(args, begin, end);                \
-    case Isa::kAvx2:                                        \
-      return Body##Avx2(args, begin, end);                  \
-    case Isa::kBaseline:                                    \
-      return Body##Baseline(args, begin, end);              \
+#define THALAMUS_DISPATCH(Body, args, begin, end) \
+  switch (SelectedIsa()) {                        \
+    case Isa::kAvx512:                            \
+      return Body##Avx512(args, begin, end);      \
+    case Isa::kAvx2:                              \
+      return Body##Avx2(args, begin, end);        \
+    case Isa::kBaseline:                          \
+      return Body##Baseline(args, begin, end);    \
   }
 #else
 #define THALAMUS_VARIANTS(Body, Args) \

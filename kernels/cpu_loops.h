@@ -19,12 +19,12 @@ inline constexpr int64_t kScanLanes = 16;
 
 struct CpuScanArgs {
   int64_t batch = 0, dim = 0, seqlen = 0, dstate = 0;
-  const float* u = nullptr;      // (batch, dim, seqlen)
-  const float* delta = nullptr;  // (batch, dim, seqlen)
-  const float* z = nullptr;      // (batch, dim, seqlen) or null
-  const float* A = nullptr;      // (dim, dstate)
-  const float* B_by_time = nullptr;  // (batch, seqlen, dstate): B transposed so one step reads one row
-  const float* C_by_time = nullptr;  // (batch, seqlen, dstate)
+  const float* u = nullptr;           // (batch, dim, seqlen)
+  const float* delta = nullptr;       // (batch, dim, seqlen)
+  const float* z = nullptr;           // (batch, dim, seqlen) or null
+  const float* A = nullptr;           // (dim, dstate)
+  const float* B_by_time = nullptr;   // (batch, seqlen, dstate): B transposed so one step reads one row
+  const float* C_by_time = nullptr;   // (batch, seqlen, dstate)
   const float* D = nullptr;           // (dim) or null
   const float* delta_bias = nullptr;  // (dim) or null
   bool delta_softplus = false;
@@ -40,13 +40,13 @@ void RunScanTasks(const CpuScanArgs& args, int64_t begin, int64_t end);
 
 struct CpuStateUpdateArgs {
   int64_t batch = 0, dim = 0, dstate = 0;
-  float* state = nullptr;       // (batch, dim, dstate), updated in place
-  const float* x = nullptr;     // (batch, dim)
-  const float* dt = nullptr;    // (batch, dim)
-  const float* z = nullptr;     // (batch, dim) or null
-  const float* A = nullptr;     // (dim, dstate)
-  const float* B = nullptr;     // (batch, dstate)
-  const float* C = nullptr;     // (batch, dstate)
+  float* state = nullptr;          // (batch, dim, dstate), updated in place
+  const float* x = nullptr;        // (batch, dim)
+  const float* dt = nullptr;       // (batch, dim)
+  const float* z = nullptr;        // (batch, dim) or null
+  const float* A = nullptr;        // (dim, dstate)
+  const float* B = nullptr;        // (batch, dstate)
+  const float* C = nullptr;        // (batch, dstate)
   const float* D = nullptr;        // (dim) or null
   const float* dt_bias = nullptr;  // (dim) or null
   bool dt_softplus = false;

@@ -68,8 +68,8 @@ ScanResult CudaSelectiveScan(const ScanDims& dims, const torch::Tensor& u, const
                              const std::optional<torch::Tensor>& D, const std::optional<torch::Tensor>& z,
                              const std::optional<torch::Tensor>& delta_bias, bool delta_softplus) {
   const char* op = "SelectiveScan";
-  TORCH_CHECK(dims.dstate <= kc::kMaxScanState, op, ": dstate must be at most ", kc::kMaxScanState,
-              " on CUDA, got ", dims.dstate);
+  TORCH_CHECK(dims.dstate <= kc::kMaxScanState, op, ": dstate must be at most ", kc::kMaxScanState, " on CUDA, got ",
+              dims.dstate);
   const c10::cuda::CUDAGuard guard(u.device());
   const auto type = u.scalar_type();
   const auto uu = Activation(u, type), dd = Activation(delta, type), bb = Activation(B, type);
@@ -132,8 +132,8 @@ torch::Tensor CudaSelectiveStateUpdate(const ScanDims& dims, torch::Tensor& stat
 torch::Tensor CudaCausalConv1d(const ConvDims& dims, const torch::Tensor& x, const torch::Tensor& weight,
                                const std::optional<torch::Tensor>& bias, bool silu) {
   const char* op = "CausalConv1d";
-  TORCH_CHECK(dims.width <= kc::kMaxConvWidth, op, ": width must be at most ", kc::kMaxConvWidth,
-              " on CUDA, got ", dims.width);
+  TORCH_CHECK(dims.width <= kc::kMaxConvWidth, op, ": width must be at most ", kc::kMaxConvWidth, " on CUDA, got ",
+              dims.width);
   const c10::cuda::CUDAGuard guard(x.device());
   const auto xx = Activation(x, x.scalar_type());
   const auto ww = Param(weight);
@@ -151,8 +151,7 @@ torch::Tensor CudaCausalConv1d(const ConvDims& dims, const torch::Tensor& x, con
 }
 
 torch::Tensor CudaCausalConv1dUpdate(const ConvDims& dims, const torch::Tensor& x, torch::Tensor& conv_state,
-                                     const torch::Tensor& weight, const std::optional<torch::Tensor>& bias,
-                                     bool silu) {
+                                     const torch::Tensor& weight, const std::optional<torch::Tensor>& bias, bool silu) {
   const char* op = "CausalConv1dUpdate";
   const c10::cuda::CUDAGuard guard(x.device());
   const auto ww = Param(weight);

@@ -30,9 +30,9 @@ struct ScanResult {
 };
 
 ScanResult SelectiveScan(const torch::Tensor& u, const torch::Tensor& delta, const torch::Tensor& A,
-                         const torch::Tensor& B, const torch::Tensor& C,
-                         const std::optional<torch::Tensor>& D, const std::optional<torch::Tensor>& z,
-                         const std::optional<torch::Tensor>& delta_bias, bool delta_softplus);
+                         const torch::Tensor& B, const torch::Tensor& C, const std::optional<torch::Tensor>& D,
+                         const std::optional<torch::Tensor>& z, const std::optional<torch::Tensor>& delta_bias,
+                         bool delta_softplus);
 
 // state: (batch, dim, dstate) fp32, updated in place. x, dt, z: (batch, dim);
 // B, C: (batch, dstate). Returns y: (batch, dim).
@@ -53,9 +53,9 @@ torch::Tensor CausalConv1dUpdate(const torch::Tensor& x, torch::Tensor& conv_sta
 
 // Plain, obviously-correct versions used as the baseline in tests and benchmarks.
 ScanResult ReferenceSelectiveScan(const torch::Tensor& u, const torch::Tensor& delta, const torch::Tensor& A,
-                                  const torch::Tensor& B, const torch::Tensor& C,
-                                  const std::optional<torch::Tensor>& D, const std::optional<torch::Tensor>& z,
-                                  const std::optional<torch::Tensor>& delta_bias, bool delta_softplus);
+                                  const torch::Tensor& B, const torch::Tensor& C, const std::optional<torch::Tensor>& D,
+                                  const std::optional<torch::Tensor>& z, const std::optional<torch::Tensor>& delta_bias,
+                                  bool delta_softplus);
 torch::Tensor ReferenceSelectiveStateUpdate(torch::Tensor& state, const torch::Tensor& x, const torch::Tensor& dt,
                                             const torch::Tensor& A, const torch::Tensor& B, const torch::Tensor& C,
                                             const std::optional<torch::Tensor>& D,
@@ -69,9 +69,9 @@ torch::Tensor ReferenceCausalConv1d(const torch::Tensor& x, const torch::Tensor&
 // dstate)). Runs on any device torch supports; a baseline for benchmarks and
 // a device-side reference for the CUDA checks.
 ScanResult TorchOpsSelectiveScan(const torch::Tensor& u, const torch::Tensor& delta, const torch::Tensor& A,
-                                 const torch::Tensor& B, const torch::Tensor& C,
-                                 const std::optional<torch::Tensor>& D, const std::optional<torch::Tensor>& z,
-                                 const std::optional<torch::Tensor>& delta_bias, bool delta_softplus);
+                                 const torch::Tensor& B, const torch::Tensor& C, const std::optional<torch::Tensor>& D,
+                                 const std::optional<torch::Tensor>& z, const std::optional<torch::Tensor>& delta_bias,
+                                 bool delta_softplus);
 
 // True when this build has the CUDA kernels and a GPU is visible.
 bool CudaAvailable();

@@ -28,7 +28,7 @@ void ParallelFor(int64_t tasks, int64_t grain, const Body& body) {
     body(0, tasks);
     return;
   }
-#pragma omp parallel num_threads(static_cast<int>(wanted))
+#pragma omp parallel num_threads(static_cast <int>(wanted))
   {
     const int64_t threads = omp_get_num_threads(), id = omp_get_thread_num();
     const int64_t per_thread = (tasks + threads - 1) / threads;

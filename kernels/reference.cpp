@@ -30,9 +30,9 @@ void RequireCpu(const char* op, const torch::Tensor& t) {
 }  // namespace
 
 ScanResult ReferenceSelectiveScan(const torch::Tensor& u, const torch::Tensor& delta, const torch::Tensor& A,
-                                  const torch::Tensor& B, const torch::Tensor& C,
-                                  const std::optional<torch::Tensor>& D, const std::optional<torch::Tensor>& z,
-                                  const std::optional<torch::Tensor>& delta_bias, bool delta_softplus) {
+                                  const torch::Tensor& B, const torch::Tensor& C, const std::optional<torch::Tensor>& D,
+                                  const std::optional<torch::Tensor>& z, const std::optional<torch::Tensor>& delta_bias,
+                                  bool delta_softplus) {
   const char* op = "ReferenceSelectiveScan";
   const auto dims = internal::CheckScanArgs(op, u, delta, A, B, C, D, z, delta_bias);
   RequireCpu(op, u);
@@ -137,9 +137,9 @@ torch::Tensor ReferenceCausalConv1d(const torch::Tensor& x, const torch::Tensor&
 namespace thalamus::kernels {
 
 ScanResult TorchOpsSelectiveScan(const torch::Tensor& u, const torch::Tensor& delta, const torch::Tensor& A,
-                                 const torch::Tensor& B, const torch::Tensor& C,
-                                 const std::optional<torch::Tensor>& D, const std::optional<torch::Tensor>& z,
-                                 const std::optional<torch::Tensor>& delta_bias, bool delta_softplus) {
+                                 const torch::Tensor& B, const torch::Tensor& C, const std::optional<torch::Tensor>& D,
+                                 const std::optional<torch::Tensor>& z, const std::optional<torch::Tensor>& delta_bias,
+                                 bool delta_softplus) {
   const auto dims = internal::CheckScanArgs("TorchOpsSelectiveScan", u, delta, A, B, C, D, z, delta_bias);
   auto dt = delta.to(torch::kFloat);
   if (delta_bias) dt = dt + delta_bias->to(torch::kFloat).unsqueeze(-1);

@@ -57,32 +57,52 @@ wire::QueryResultT ErrorResult(wire::StatusCode code, std::string error, uint64_
 
 int HttpStatus(wire::StatusCode code) {
   switch (code) {
-    case wire::StatusCode::OK: return 200;
-    case wire::StatusCode::BAD_REQUEST: return 400;
-    case wire::StatusCode::NOT_FOUND: return 404;
-    case wire::StatusCode::OVERLOADED: return 429;
-    case wire::StatusCode::UNAVAILABLE: return 503;
-    case wire::StatusCode::DEADLINE_EXCEEDED: return 504;
-    case wire::StatusCode::EXPERT_FAILED: return 502;
-    case wire::StatusCode::INTERNAL: return 500;
-    case wire::StatusCode::CANCELLED: return 499;
-    case wire::StatusCode::CONTEXT_TOO_LONG: return 400;
+    case wire::StatusCode::OK:
+      return 200;
+    case wire::StatusCode::BAD_REQUEST:
+      return 400;
+    case wire::StatusCode::NOT_FOUND:
+      return 404;
+    case wire::StatusCode::OVERLOADED:
+      return 429;
+    case wire::StatusCode::UNAVAILABLE:
+      return 503;
+    case wire::StatusCode::DEADLINE_EXCEEDED:
+      return 504;
+    case wire::StatusCode::EXPERT_FAILED:
+      return 502;
+    case wire::StatusCode::INTERNAL:
+      return 500;
+    case wire::StatusCode::CANCELLED:
+      return 499;
+    case wire::StatusCode::CONTEXT_TOO_LONG:
+      return 400;
   }
   return 500;
 }
 
 const char* StatusName(wire::StatusCode code) {
   switch (code) {
-    case wire::StatusCode::OK: return "ok";
-    case wire::StatusCode::BAD_REQUEST: return "bad_request";
-    case wire::StatusCode::NOT_FOUND: return "not_found";
-    case wire::StatusCode::OVERLOADED: return "overloaded";
-    case wire::StatusCode::UNAVAILABLE: return "unavailable";
-    case wire::StatusCode::DEADLINE_EXCEEDED: return "deadline_exceeded";
-    case wire::StatusCode::EXPERT_FAILED: return "expert_failed";
-    case wire::StatusCode::INTERNAL: return "internal";
-    case wire::StatusCode::CANCELLED: return "cancelled";
-    case wire::StatusCode::CONTEXT_TOO_LONG: return "context_too_long";
+    case wire::StatusCode::OK:
+      return "ok";
+    case wire::StatusCode::BAD_REQUEST:
+      return "bad_request";
+    case wire::StatusCode::NOT_FOUND:
+      return "not_found";
+    case wire::StatusCode::OVERLOADED:
+      return "overloaded";
+    case wire::StatusCode::UNAVAILABLE:
+      return "unavailable";
+    case wire::StatusCode::DEADLINE_EXCEEDED:
+      return "deadline_exceeded";
+    case wire::StatusCode::EXPERT_FAILED:
+      return "expert_failed";
+    case wire::StatusCode::INTERNAL:
+      return "internal";
+    case wire::StatusCode::CANCELLED:
+      return "cancelled";
+    case wire::StatusCode::CONTEXT_TOO_LONG:
+      return "context_too_long";
   }
   return "internal";
 }

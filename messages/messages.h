@@ -30,9 +30,7 @@ std::string EncodeBody(BodyT body) {
 // Verifies and unpacks. nullopt when the bytes are not a valid Envelope or the
 // Envelope has no body.
 std::optional<wire::EnvelopeT> Decode(const void* data, size_t size);
-inline std::optional<wire::EnvelopeT> Decode(std::string_view bytes) {
-  return Decode(bytes.data(), bytes.size());
-}
+inline std::optional<wire::EnvelopeT> Decode(std::string_view bytes) { return Decode(bytes.data(), bytes.size()); }
 
 // The one way to build an error answer, in every process: a status code and
 // a message. An expert's reply also says finish_reason "error"; a query's

@@ -17,7 +17,8 @@ torch::ScalarType DTypeFromName(const std::string& name) {
 torch::Device AvailableDevice(torch::Device device) {
   if (device.is_cpu()) return device;
   const std::string name = device.str();
-  if (!kernels::CudaAvailable()) throw std::invalid_argument("device '" + name + "': this build or machine has no CUDA");
+  if (!kernels::CudaAvailable())
+    throw std::invalid_argument("device '" + name + "': this build or machine has no CUDA");
   const int64_t visible = static_cast<int64_t>(torch::cuda::device_count());
   if (device.has_index() && device.index() >= visible) {
     throw std::invalid_argument("device '" + name + "': this machine has " + std::to_string(visible) + " GPU(s)");

@@ -25,7 +25,8 @@ void CheckCheckpointDirectory(const std::string& dir, const std::string& who) {
   if (!fs::is_directory(root)) throw std::runtime_error(who + ": " + dir + ": not a directory");
   if (!fs::exists(root / "model.safetensors") && !fs::exists(root / "model.safetensors.index.json") &&
       fs::exists(root / "pytorch_model.bin")) {
-    throw std::runtime_error(who + ": " + dir + ": only pytorch_model.bin found; convert it to model.safetensors "
+    throw std::runtime_error(who + ": " + dir +
+                             ": only pytorch_model.bin found; convert it to model.safetensors "
                              "(safetensors.torch.save_file(torch.load(...)))");
   }
 }

@@ -90,9 +90,7 @@ struct CudaGraph::Impl {};
 
 bool CudaGraphsBuilt() { return false; }
 
-CudaGraph::CudaGraph(torch::Device device) {
-  throw std::logic_error("CudaGraph: this build's LibTorch has no CUDA");
-}
+CudaGraph::CudaGraph(torch::Device device) { throw std::logic_error("CudaGraph: this build's LibTorch has no CUDA"); }
 
 CudaGraph::~CudaGraph() = default;
 

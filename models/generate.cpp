@@ -20,10 +20,14 @@ double LogProbability(std::span<const float> logits, int32_t token) {
 
 const char* FinishReasonName(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kCancelled: return "cancelled";
-    case FinishReason::kError: return "error";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kError:
+      return "error";
   }
   return "error";
 }
@@ -87,8 +91,8 @@ struct Generator::Sequence {
   GenerationRequest request;
   std::unique_ptr<Sampler> sampler;
   StreamDecoder decoder;
-  std::string text;     // decoded so far
-  size_t emitted = 0;   // bytes of text shown through on_text
+  std::string text;         // decoded so far
+  size_t emitted = 0;       // bytes of text shown through on_text
   int32_t next_token = -1;  // sampled, not yet fed to the model
   GenerationResult result;
 };
@@ -123,7 +127,8 @@ bool Generator::Advance(Sequence& sequence, std::span<const float> logits) {
   const size_t fresh = sequence.text.size();
   sequence.text += sequence.decoder.Push(token);
   const int64_t generated = static_cast<int64_t>(result.tokens.size());
-  const bool at_limit = generated >= params.max_tokens || (max_context_ > 0 && result.prompt_tokens + generated >= max_context_);
+  const bool at_limit =
+      generated >= params.max_tokens || (max_context_ > 0 && result.prompt_tokens + generated >= max_context_);
   if (at_limit) sequence.text += sequence.decoder.Finish();
 
   if (size_t stop = sequence.FindStop(fresh); stop != std::string::npos) {
@@ -151,8 +156,8 @@ void Generator::Admit(std::vector<std::pair<Id, GenerationResult>>& finished) {
       sequence->sampler = std::make_unique<Sampler>(sequence->request.sampling);
       if (prompt.empty()) throw std::invalid_argument("the prompt is empty");
       if (max_context_ > 0 && static_cast<int64_t>(prompt.size()) >= max_context_) {
-        throw std::invalid_argument("the prompt has " + std::to_string(prompt.size()) + " tokens; the context limit is " +
-                                    std::to_string(max_context_));
+        throw std::invalid_argument("the prompt has " + std::to_string(prompt.size()) +
+                                    " tokens; the context limit is " + std::to_string(max_context_));
       }
       bool live = false;
       if (sequence->Cancelled()) {

@@ -44,7 +44,7 @@ struct GenerationResult {
   std::string text;
   std::vector<int32_t> tokens;  // generated ids, stop tokens excluded
   FinishReason finish_reason = FinishReason::kLength;
-  std::string error;            // set with kError
+  std::string error;  // set with kError
   int64_t prompt_tokens = 0;
   // Sum over the generated tokens of log p(token) under the model's plain
   // softmax (temperature 1): exp(logprob_sum / tokens.size()) is a confidence.

@@ -27,7 +27,11 @@ constexpr int64_t kInitialCapacity = 64;
 class GptNeoxState final : public CausalLM::State {
  public:
   GptNeoxState(const GptNeoxConfig& c, int64_t slots, torch::ScalarType dtype, int64_t max_context)
-      : lengths(slots, 0), layers_(c.num_layers), heads_(c.num_heads), head_size_(c.head_size()), dtype_(dtype),
+      : lengths(slots, 0),
+        layers_(c.num_layers),
+        heads_(c.num_heads),
+        head_size_(c.head_size()),
+        dtype_(dtype),
         max_context_(max_context) {
     Allocate(std::min(kInitialCapacity, max_context));
   }
@@ -82,9 +86,11 @@ GptNeoxModel::GptNeoxModel(GptNeoxConfig config, Weights weights, int64_t max_co
     : config_(std::move(config)), weights_(std::move(weights)), dtype_(weights_.embed_in.scalar_type()) {
   config_.Validate("gpt_neox");
   if (max_context < 0) throw std::invalid_argument("gpt_neox: max_context must be >= 0");
-  max_context_ = max_context == 0 ? config_.max_position_embeddings : std::min(max_context, config_.max_position_embeddings);
+  max_context_ =
+      max_context == 0 ? config_.max_position_embeddings : std::min(max_context, config_.max_position_embeddings);
   const int64_t dims = config_.rotary_dims();
-  inv_freq_ = 1.0 / torch::pow(config_.rotary_emb_base, torch::arange(0, dims, 2, torch::kFloat32) / static_cast<double>(dims));
+  inv_freq_ =
+      1.0 / torch::pow(config_.rotary_emb_base, torch::arange(0, dims, 2, torch::kFloat32) / static_cast<double>(dims));
 }
 
 int64_t GptNeoxModel::WeightBytes() const {
@@ -97,8 +103,8 @@ int64_t GptNeoxModel::WeightBytes() const {
   add(weights_.final_ln_weight);
   add(weights_.final_ln_bias);
   for (const Layer& l : weights_.layers) {
-    for (const torch::Tensor* t : {&l.ln1_weight, &l.ln1_bias, &l.ln2_weight, &l.ln2_bias, &l.qkv, &l.qkv_bias, &l.dense,
-                                   &l.dense_bias, &l.fc_in, &l.fc_in_bias, &l.fc_out, &l.fc_out_bias}) {
+    for (const torch::Tensor* t : {&l.ln1_weight, &l.ln1_bias, &l.ln2_weight, &l.ln2_bias, &l.qkv, &l.qkv_bias,
+                                   &l.dense, &l.dense_bias, &l.fc_in, &l.fc_in_bias, &l.fc_out, &l.fc_out_bias}) {
       add(*t);
     }
   }
@@ -141,7 +147,8 @@ torch::Tensor GptNeoxModel::Rotate(const torch::Tensor& x, const torch::Tensor& 
   return torch::cat({out, x.narrow(-1, dims, x.size(-1) - dims)}, -1);
 }
 
-torch::Tensor GptNeoxModel::LayerNorm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) const {
+torch::Tensor GptNeoxModel::LayerNorm(const torch::Tensor& x, const torch::Tensor& weight,
+                                      const torch::Tensor& bias) const {
   return at::layer_norm(x.to(torch::kFloat32), {config_.hidden_size}, weight, bias, config_.layer_norm_eps).to(dtype_);
 }
 
@@ -155,9 +162,11 @@ torch::Tensor GptNeoxModel::Logits(const torch::Tensor& hidden) const {
   return Linear(normed, weights_.embed_out).to(torch::kFloat32);
 }
 
-torch::Tensor GptNeoxModel::Prefill(State& state, int64_t slot, std::span<const int32_t> ids, bool all_positions) const {
+torch::Tensor GptNeoxModel::Prefill(State& state, int64_t slot, std::span<const int32_t> ids,
+                                    bool all_positions) const {
   GptNeoxState& s = Cast(state);
-  if (slot < 0 || slot >= s.slots()) throw std::invalid_argument("gpt_neox: slot " + std::to_string(slot) + " out of range");
+  if (slot < 0 || slot >= s.slots())
+    throw std::invalid_argument("gpt_neox: slot " + std::to_string(slot) + " out of range");
   if (ids.empty()) throw std::invalid_argument("gpt_neox: prefill needs at least one token");
   const int64_t length = static_cast<int64_t>(ids.size());
   if (length > max_context_) {
@@ -176,7 +185,8 @@ torch::Tensor GptNeoxModel::Prefill(State& state, int64_t slot, std::span<const 
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const Layer& w = weights_.layers[l];
     torch::Tensor qkv = Linear(LayerNorm(hidden, w.ln1_weight, w.ln1_bias), w.qkv, w.qkv_bias)
-                            .view({length, heads, 3 * head}).transpose(0, 1);  // (heads, L, 3 head)
+                            .view({length, heads, 3 * head})
+                            .transpose(0, 1);  // (heads, L, 3 head)
     torch::Tensor query = Rotate(qkv.narrow(2, 0, head), cos, sin);
     torch::Tensor keys = s.keys[l][slot].narrow(1, 0, length);
     torch::Tensor values = s.values[l][slot].narrow(1, 0, length);
@@ -187,7 +197,8 @@ torch::Tensor GptNeoxModel::Prefill(State& state, int64_t slot, std::span<const 
     for (int64_t start = 0; start < length; start += kQueryBlock) {
       const int64_t rows = std::min(kQueryBlock, length - start), seen = start + rows;
       torch::Tensor masked = torch::ones({rows, seen}, torch::kBool).triu_(start + 1);  // key j > query start+i
-      blocks.push_back(Attend(query.narrow(1, start, rows), keys.narrow(1, 0, seen), values.narrow(1, 0, seen), masked, scale));
+      blocks.push_back(
+          Attend(query.narrow(1, start, rows), keys.narrow(1, 0, seen), values.narrow(1, 0, seen), masked, scale));
     }
     torch::Tensor context = torch::cat(blocks, 1).transpose(0, 1).reshape({length, c.hidden_size});
     torch::Tensor attention = Linear(context, w.dense, w.dense_bias).to(torch::kFloat32);
@@ -200,11 +211,14 @@ torch::Tensor GptNeoxModel::Prefill(State& state, int64_t slot, std::span<const 
 torch::Tensor GptNeoxModel::Step(State& state, std::span<const int32_t> tokens) const {
   GptNeoxState& s = Cast(state);
   const int64_t n = static_cast<int64_t>(tokens.size());
-  if (n < 1 || n > s.slots()) throw std::invalid_argument("gpt_neox: step of " + std::to_string(n) + " tokens on " + std::to_string(s.slots()) + " slots");
+  if (n < 1 || n > s.slots())
+    throw std::invalid_argument("gpt_neox: step of " + std::to_string(n) + " tokens on " + std::to_string(s.slots()) +
+                                " slots");
   int64_t longest = 0;
   for (int64_t i = 0; i < n; ++i) {
     if (s.lengths[i] + 1 > max_context_) {
-      throw std::invalid_argument("gpt_neox: slot " + std::to_string(i) + " is at the context limit of " + std::to_string(max_context_));
+      throw std::invalid_argument("gpt_neox: slot " + std::to_string(i) + " is at the context limit of " +
+                                  std::to_string(max_context_));
     }
     longest = std::max(longest, s.lengths[i] + 1);
   }
@@ -213,16 +227,19 @@ torch::Tensor GptNeoxModel::Step(State& state, std::span<const int32_t> tokens) 
   const int64_t heads = c.num_heads, head = c.head_size();
   const double scale = 1.0 / std::sqrt(static_cast<double>(head));
   s.Reserve(longest);
-  torch::Tensor positions = torch::tensor(std::vector<int64_t>(s.lengths.begin(), s.lengths.begin() + n), torch::kInt64);
+  torch::Tensor positions =
+      torch::tensor(std::vector<int64_t>(s.lengths.begin(), s.lengths.begin() + n), torch::kInt64);
   auto [cos, sin] = RotaryAngles(positions.unsqueeze(1));  // (n, 1, rotary_dims): broadcast over heads
   torch::Tensor slots = torch::arange(n, torch::kInt64);
   // Slot i sees its own positions 0..lengths[i] (the new token included).
-  torch::Tensor masked = (torch::arange(longest, torch::kInt64).unsqueeze(0) > positions.unsqueeze(1)).view({n, 1, 1, longest});
+  torch::Tensor masked =
+      (torch::arange(longest, torch::kInt64).unsqueeze(0) > positions.unsqueeze(1)).view({n, 1, 1, longest});
 
   torch::Tensor hidden = Embed(tokens);  // (n, hidden)
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const Layer& w = weights_.layers[l];
-    torch::Tensor qkv = Linear(LayerNorm(hidden, w.ln1_weight, w.ln1_bias), w.qkv, w.qkv_bias).view({n, heads, 3 * head});
+    torch::Tensor qkv =
+        Linear(LayerNorm(hidden, w.ln1_weight, w.ln1_bias), w.qkv, w.qkv_bias).view({n, heads, 3 * head});
     torch::Tensor query = Rotate(qkv.narrow(2, 0, head), cos, sin);  // (n, heads, head)
     s.keys[l].index_put_({slots, Slice(), positions, Slice()}, Rotate(qkv.narrow(2, head, head), cos, sin));
     s.values[l].index_put_({slots, Slice(), positions, Slice()}, qkv.narrow(2, 2 * head, head));
@@ -238,7 +255,8 @@ torch::Tensor GptNeoxModel::Step(State& state, std::span<const int32_t> tokens) 
 
 void GptNeoxModel::CopySlot(State& state, int64_t from, int64_t to) const {
   GptNeoxState& s = Cast(state);
-  if (from < 0 || to < 0 || from >= s.slots() || to >= s.slots()) throw std::invalid_argument("gpt_neox: slot out of range");
+  if (from < 0 || to < 0 || from >= s.slots() || to >= s.slots())
+    throw std::invalid_argument("gpt_neox: slot out of range");
   if (from == to) return;
   c10::InferenceMode inference;
   const int64_t length = s.lengths[from];

@@ -65,18 +65,18 @@ struct GptNeoxConfig {
 class GptNeoxModel : public CausalLM {
  public:
   struct Layer {
-    torch::Tensor ln1_weight, ln1_bias;   // input_layernorm (hidden), fp32
-    torch::Tensor ln2_weight, ln2_bias;   // post_attention_layernorm (hidden), fp32
-    torch::Tensor qkv, qkv_bias;          // (3*hidden, hidden), (3*hidden) or undefined
-    torch::Tensor dense, dense_bias;      // (hidden, hidden), (hidden) or undefined
-    torch::Tensor fc_in, fc_in_bias;      // dense_h_to_4h: (intermediate, hidden), (intermediate)
-    torch::Tensor fc_out, fc_out_bias;    // dense_4h_to_h: (hidden, intermediate), (hidden)
+    torch::Tensor ln1_weight, ln1_bias;  // input_layernorm (hidden), fp32
+    torch::Tensor ln2_weight, ln2_bias;  // post_attention_layernorm (hidden), fp32
+    torch::Tensor qkv, qkv_bias;         // (3*hidden, hidden), (3*hidden) or undefined
+    torch::Tensor dense, dense_bias;     // (hidden, hidden), (hidden) or undefined
+    torch::Tensor fc_in, fc_in_bias;     // dense_h_to_4h: (intermediate, hidden), (intermediate)
+    torch::Tensor fc_out, fc_out_bias;   // dense_4h_to_h: (hidden, intermediate), (hidden)
   };
   struct Weights {
-    torch::Tensor embed_in;               // (vocab, hidden)
+    torch::Tensor embed_in;  // (vocab, hidden)
     std::vector<Layer> layers;
     torch::Tensor final_ln_weight, final_ln_bias;  // (hidden), fp32
-    torch::Tensor embed_out;              // (vocab, hidden); embed_in when tied
+    torch::Tensor embed_out;                       // (vocab, hidden); embed_in when tied
   };
 
   // dtype: float32 or bfloat16 weights and activations. max_context: 0 for

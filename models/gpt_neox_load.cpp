@@ -6,8 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "models/gpt_neox.h"
 #include "models/checkpoint_files.h"
+#include "models/gpt_neox.h"
 #include "models/safetensors.h"
 
 namespace thalamus::models {
@@ -40,7 +40,8 @@ class WeightReader {
  public:
   WeightReader(const SafeTensors& tensors, torch::ScalarType dtype) : tensors_(tensors), dtype_(dtype) {}
 
-  torch::Tensor Load(const std::string& name, const std::vector<int64_t>& shape, std::optional<torch::ScalarType> dtype = {}) {
+  torch::Tensor Load(const std::string& name, const std::vector<int64_t>& shape,
+                     std::optional<torch::ScalarType> dtype = {}) {
     if (!tensors_.Has(name)) {
       throw std::runtime_error("gpt_neox: " + tensors_.source() + ": missing tensor '" + name + "' (expected shape " +
                                ShapeString(shape) + ")");
@@ -54,10 +55,13 @@ class WeightReader {
   void CheckAllUsed(const GptNeoxConfig& config) const {
     for (const std::string& name : tensors_.Names()) {
       // Buffers older transformers saved: the causal mask and rotary frequencies.
-      if (name.ends_with(".attention.bias") || name.ends_with(".attention.masked_bias") || name.ends_with(".rotary_emb.inv_freq")) continue;
+      if (name.ends_with(".attention.bias") || name.ends_with(".attention.masked_bias") ||
+          name.ends_with(".rotary_emb.inv_freq"))
+        continue;
       if (!used_.count(name)) {
-        throw std::runtime_error("gpt_neox: " + tensors_.source() + ": unexpected tensor '" + name + "' (config: num_hidden_layers " +
-                                 std::to_string(config.num_layers) + ", attention_bias " + (config.attention_bias ? "true" : "false") + ")");
+        throw std::runtime_error("gpt_neox: " + tensors_.source() + ": unexpected tensor '" + name +
+                                 "' (config: num_hidden_layers " + std::to_string(config.num_layers) +
+                                 ", attention_bias " + (config.attention_bias ? "true" : "false") + ")");
       }
     }
   }
@@ -108,8 +112,10 @@ GptNeoxConfig GptNeoxConfig::FromFile(const std::string& path) {
   ReadRotary(in, root, config);
   if (ConfigReader::Present(root, "eos_token_id")) {
     const json& eos = root["eos_token_id"];
-    if (eos.is_number_integer()) config.eos_token_id = eos.get<int32_t>();
-    else if (eos.is_array() && !eos.empty() && eos[0].is_number_integer()) config.eos_token_id = eos[0].get<int32_t>();
+    if (eos.is_number_integer())
+      config.eos_token_id = eos.get<int32_t>();
+    else if (eos.is_array() && !eos.empty() && eos[0].is_number_integer())
+      config.eos_token_id = eos[0].get<int32_t>();
   }
   config.Validate("gpt_neox: " + path);
   return config;
@@ -121,16 +127,19 @@ void GptNeoxConfig::Validate(const std::string& where) const {
     fail("hidden_size, num_hidden_layers, num_attention_heads, intermediate_size and vocab_size must be >= 1");
   }
   if (hidden_size % num_heads != 0) {
-    fail("hidden_size " + std::to_string(hidden_size) + " is not divisible by num_attention_heads " + std::to_string(num_heads));
+    fail("hidden_size " + std::to_string(hidden_size) + " is not divisible by num_attention_heads " +
+         std::to_string(num_heads));
   }
   if (rotary_dims() % 2 != 0) {
-    fail("rotary_pct " + std::to_string(rotary_pct) + " gives an odd number of rotary dims (" + std::to_string(rotary_dims()) + ")");
+    fail("rotary_pct " + std::to_string(rotary_pct) + " gives an odd number of rotary dims (" +
+         std::to_string(rotary_dims()) + ")");
   }
   if (max_position_embeddings < 1) fail("max_position_embeddings must be >= 1");
 }
 
 std::unique_ptr<GptNeoxModel> GptNeoxModel::Load(const std::string& dir, torch::ScalarType dtype, int64_t max_context) {
-  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16) throw std::runtime_error("gpt_neox: dtype must be float32 or bfloat16");
+  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16)
+    throw std::runtime_error("gpt_neox: dtype must be float32 or bfloat16");
   CheckCheckpointDirectory(dir, "gpt_neox");
   GptNeoxConfig config = GptNeoxConfig::FromFile((fs::path(dir) / "config.json").string());
   SafeTensors tensors = SafeTensors::OpenDirectory(dir);

@@ -21,9 +21,10 @@ typedef float Vec16 __attribute__((vector_size(64)));
 // is read once and used for all B activations; with few rows, several
 // accumulators per activation keep the FMA units busy.
 template <int B>
-__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void GemvRows(
-    const float* __restrict weight, int64_t in, const float* __restrict x, int64_t out, float* __restrict y,
-    int64_t begin, int64_t end) {
+__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void GemvRows(const float* __restrict weight,
+                                                                               int64_t in, const float* __restrict x,
+                                                                               int64_t out, float* __restrict y,
+                                                                               int64_t begin, int64_t end) {
   constexpr int kUnroll = B >= 4 ? 1 : 4 / B;
   constexpr int64_t kStep = 16 * kUnroll;
   const int64_t main_end = in / kStep * kStep;
@@ -66,15 +67,24 @@ void Run(const float* weight, int64_t out, int64_t in, const float* x, float* y)
 
 void SmallBatchGemv(const float* weight, int64_t out, int64_t in, const float* x, int64_t rows, float* y) {
   switch (rows) {
-    case 1: return Run<1>(weight, out, in, x, y);
-    case 2: return Run<2>(weight, out, in, x, y);
-    case 3: return Run<3>(weight, out, in, x, y);
-    case 4: return Run<4>(weight, out, in, x, y);
-    case 5: return Run<5>(weight, out, in, x, y);
-    case 6: return Run<6>(weight, out, in, x, y);
-    case 7: return Run<7>(weight, out, in, x, y);
-    case 8: return Run<8>(weight, out, in, x, y);
-    default: TORCH_CHECK(false, "SmallBatchGemv: rows must be 1..8, got ", rows);
+    case 1:
+      return Run<1>(weight, out, in, x, y);
+    case 2:
+      return Run<2>(weight, out, in, x, y);
+    case 3:
+      return Run<3>(weight, out, in, x, y);
+    case 4:
+      return Run<4>(weight, out, in, x, y);
+    case 5:
+      return Run<5>(weight, out, in, x, y);
+    case 6:
+      return Run<6>(weight, out, in, x, y);
+    case 7:
+      return Run<7>(weight, out, in, x, y);
+    case 8:
+      return Run<8>(weight, out, in, x, y);
+    default:
+      TORCH_CHECK(false, "SmallBatchGemv: rows must be 1..8, got ", rows);
   }
 }
 
@@ -114,7 +124,8 @@ torch::Tensor SplitRowsLinear(const torch::Tensor& x, const torch::Tensor& weigh
 torch::Tensor SmallRowsLinear(const torch::Tensor& x, const torch::Tensor& weight, int64_t rows) {
   torch::Tensor flat = x.reshape({rows, x.size(-1)}).contiguous();
   torch::Tensor y = torch::empty({rows, weight.size(0)}, x.options());
-  SmallBatchGemv(weight.data_ptr<float>(), weight.size(0), weight.size(1), flat.data_ptr<float>(), rows, y.data_ptr<float>());
+  SmallBatchGemv(weight.data_ptr<float>(), weight.size(0), weight.size(1), flat.data_ptr<float>(), rows,
+                 y.data_ptr<float>());
   return y.view(OutputShape(x, weight));
 }
 

@@ -3,17 +3,16 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "models/gpt_neox.h"
 #include "models/checkpoint_files.h"
+#include "models/gpt_neox.h"
 #include "models/mamba.h"
 
 namespace thalamus::models {
 
 LoadedCausalLM LoadCausalLM(const std::string& dir, torch::ScalarType dtype, torch::Device device) {
   const nlohmann::json config = ReadJsonObject((std::filesystem::path(dir) / "config.json").string(), "model");
-  const std::string model_type = config.contains("model_type") && config["model_type"].is_string()
-                                     ? config["model_type"].get<std::string>()
-                                     : "";
+  const std::string model_type =
+      config.contains("model_type") && config["model_type"].is_string() ? config["model_type"].get<std::string>() : "";
   LoadedCausalLM loaded;
   if (model_type == "gpt_neox") {
     if (device != torch::kCPU) throw std::invalid_argument("GPT-NeoX models run on the CPU only");

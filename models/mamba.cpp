@@ -23,7 +23,8 @@ class MambaState final : public CausalLM::State {
  public:
   MambaState(const MambaConfig& c, int64_t slots, torch::ScalarType dtype, torch::Device device)
       : conv(torch::zeros({c.n_layer, slots, c.d_inner, c.d_conv}, torch::TensorOptions().dtype(dtype).device(device))),
-        ssm(torch::zeros({c.n_layer, slots, c.d_inner, c.d_state}, torch::TensorOptions().dtype(torch::kFloat32).device(device))) {}
+        ssm(torch::zeros({c.n_layer, slots, c.d_inner, c.d_state},
+                         torch::TensorOptions().dtype(torch::kFloat32).device(device))) {}
   int64_t slots() const override { return conv.size(1); }
 
   torch::Tensor conv;  // (n_layer, slots, d_inner, d_conv)
@@ -118,12 +119,14 @@ torch::Tensor MambaModel::Logits(const torch::Tensor& hidden) const {
 
 torch::Tensor MambaModel::Prefill(State& state, int64_t slot, std::span<const int32_t> ids, bool all_positions) const {
   MambaState& s = Cast(state);
-  if (slot < 0 || slot >= s.slots()) throw std::invalid_argument("mamba: slot " + std::to_string(slot) + " out of range");
+  if (slot < 0 || slot >= s.slots())
+    throw std::invalid_argument("mamba: slot " + std::to_string(slot) + " out of range");
   if (ids.empty()) throw std::invalid_argument("mamba: prefill needs at least one token");
   c10::InferenceMode inference;
   const MambaConfig& c = config_;
   const int64_t length = static_cast<int64_t>(ids.size());
-  torch::Tensor hidden = Embed(TokenIndex(ids, config_.vocab_size, "mamba").to(device_)).unsqueeze(0);  // (1, L, d_model), the fp32 residual stream
+  torch::Tensor hidden = Embed(TokenIndex(ids, config_.vocab_size, "mamba").to(device_))
+                             .unsqueeze(0);  // (1, L, d_model), the fp32 residual stream
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Layer& w = weights_.layers[l];
     torch::Tensor xz = Linear(RmsNorm(hidden, w.norm, c.norm_eps, dtype_), w.in_proj, w.in_proj_bias).transpose(1, 2);
@@ -151,7 +154,9 @@ torch::Tensor MambaModel::Prefill(State& state, int64_t slot, std::span<const in
 torch::Tensor MambaModel::Step(State& state, std::span<const int32_t> tokens) const {
   MambaState& s = Cast(state);
   const int64_t n = static_cast<int64_t>(tokens.size());
-  if (n < 1 || n > s.slots()) throw std::invalid_argument("mamba: step of " + std::to_string(n) + " tokens on " + std::to_string(s.slots()) + " slots");
+  if (n < 1 || n > s.slots())
+    throw std::invalid_argument("mamba: step of " + std::to_string(n) + " tokens on " + std::to_string(s.slots()) +
+                                " slots");
   c10::InferenceMode inference;
   torch::Tensor ids = TokenIndex(tokens, config_.vocab_size, "mamba");
   if (!device_.is_cuda() || !cuda_graphs_) return StepOnDevice(s, ids.to(device_));
@@ -195,7 +200,8 @@ torch::Tensor MambaModel::StepOnDevice(CausalLM::State& state, const torch::Tens
 
 void MambaModel::CopySlot(State& state, int64_t from, int64_t to) const {
   MambaState& s = Cast(state);
-  if (from < 0 || to < 0 || from >= s.slots() || to >= s.slots()) throw std::invalid_argument("mamba: slot out of range");
+  if (from < 0 || to < 0 || from >= s.slots() || to >= s.slots())
+    throw std::invalid_argument("mamba: slot out of range");
   if (from == to) return;
   c10::InferenceMode inference;
   s.conv.select(1, to).copy_(s.conv.select(1, from));

@@ -39,9 +39,9 @@ struct MambaConfig {
   int64_t d_state = 16;
   int64_t d_conv = 4;
   int64_t expand = 2;
-  int64_t d_inner = 0;     // expand * d_model unless the config says otherwise
-  int64_t dt_rank = 0;     // ceil(d_model / 16) for "auto"
-  bool bias = false;       // in_proj / out_proj biases
+  int64_t d_inner = 0;  // expand * d_model unless the config says otherwise
+  int64_t dt_rank = 0;  // ceil(d_model / 16) for "auto"
+  bool bias = false;    // in_proj / out_proj biases
   bool conv_bias = true;
   double norm_eps = 1e-5;
   bool tie_embeddings = true;
@@ -54,20 +54,20 @@ struct MambaConfig {
 class MambaModel : public CausalLM {
  public:
   struct Layer {
-    torch::Tensor norm;                 // (d_model)
+    torch::Tensor norm;                     // (d_model)
     torch::Tensor in_proj, in_proj_bias;    // (2*d_inner, d_model), (2*d_inner) or undefined
     torch::Tensor conv_weight, conv_bias;   // (d_inner, d_conv), (d_inner) or undefined
-    torch::Tensor x_proj;               // (dt_rank + 2*d_state, d_inner)
-    torch::Tensor dt_proj, dt_bias;     // (d_inner, dt_rank), (d_inner)
-    torch::Tensor A;                    // -exp(A_log): (d_inner, d_state), fp32
-    torch::Tensor D;                    // (d_inner), fp32
+    torch::Tensor x_proj;                   // (dt_rank + 2*d_state, d_inner)
+    torch::Tensor dt_proj, dt_bias;         // (d_inner, dt_rank), (d_inner)
+    torch::Tensor A;                        // -exp(A_log): (d_inner, d_state), fp32
+    torch::Tensor D;                        // (d_inner), fp32
     torch::Tensor out_proj, out_proj_bias;  // (d_model, d_inner), (d_model) or undefined
   };
   struct Weights {
     torch::Tensor embedding;  // (vocab_size, d_model)
     std::vector<Layer> layers;
-    torch::Tensor norm_f;     // (d_model)
-    torch::Tensor lm_head;    // (vocab_size, d_model); the embedding when tied
+    torch::Tensor norm_f;   // (d_model)
+    torch::Tensor lm_head;  // (vocab_size, d_model); the embedding when tied
   };
 
   // dtype: float32 or bfloat16 weights and activations (state stays fp32).

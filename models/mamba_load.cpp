@@ -31,7 +31,8 @@ void ReadStateSpaces(const ConfigReader& in, const json& root, MambaConfig& conf
   config.vocab_size = (vocab + multiple - 1) / multiple * multiple;
   in.Expect(root, "rms_norm", true, "only RMSNorm blocks");
   in.Expect(root, "d_intermediate", json::number_integer_t{0}, "no MLP between mixers");
-  if (root.contains("attn_layer_idx") && !root["attn_layer_idx"].empty()) throw in.Error("attn_layer_idx", "hybrid attention layers are not supported");
+  if (root.contains("attn_layer_idx") && !root["attn_layer_idx"].empty())
+    throw in.Error("attn_layer_idx", "hybrid attention layers are not supported");
   config.norm_eps = in.Number(root, "norm_epsilon", 1e-5);
   config.tie_embeddings = in.Bool(root, "tie_embeddings", true);
   const json ssm = root.contains("ssm_cfg") && root["ssm_cfg"].is_object() ? root["ssm_cfg"] : json::object();
@@ -73,7 +74,8 @@ class WeightReader {
   WeightReader(const SafeTensors& tensors, torch::ScalarType dtype, torch::Device device)
       : tensors_(tensors), dtype_(dtype), device_(device) {}
 
-  torch::Tensor Load(const std::string& name, const std::vector<int64_t>& shape, std::optional<torch::ScalarType> dtype = {}) {
+  torch::Tensor Load(const std::string& name, const std::vector<int64_t>& shape,
+                     std::optional<torch::ScalarType> dtype = {}) {
     used_.insert(name);
     return tensors_.Load(name, shape, dtype.value_or(dtype_)).to(device_);
   }
@@ -83,8 +85,9 @@ class WeightReader {
   void CheckAllUsed(const MambaConfig& config) const {
     for (const std::string& name : tensors_.Names()) {
       if (!used_.count(name)) {
-        throw std::runtime_error("mamba: " + tensors_.source() + ": unexpected tensor '" + name + "' (config: n_layer " +
-                                 std::to_string(config.n_layer) + ", bias " + (config.bias ? "true" : "false") + ", conv_bias " +
+        throw std::runtime_error("mamba: " + tensors_.source() + ": unexpected tensor '" + name +
+                                 "' (config: n_layer " + std::to_string(config.n_layer) + ", bias " +
+                                 (config.bias ? "true" : "false") + ", conv_bias " +
                                  (config.conv_bias ? "true" : "false") + ")");
       }
     }
@@ -126,13 +129,15 @@ MambaConfig MambaConfig::FromFile(const std::string& path) {
   } else if (root.contains("hidden_size")) {
     ReadTransformers(reader, root, config);
   } else {
-    throw std::runtime_error("mamba: " + path + ": neither a state-spaces (d_model) nor a transformers (hidden_size) Mamba config");
+    throw std::runtime_error("mamba: " + path +
+                             ": neither a state-spaces (d_model) nor a transformers (hidden_size) Mamba config");
   }
   return config;
 }
 
 std::unique_ptr<MambaModel> MambaModel::Load(const std::string& dir, torch::ScalarType dtype, torch::Device device) {
-  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16) throw std::runtime_error("mamba: dtype must be float32 or bfloat16");
+  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16)
+    throw std::runtime_error("mamba: dtype must be float32 or bfloat16");
   CheckCheckpointDirectory(dir, "mamba");
   MambaConfig config = MambaConfig::FromFile((fs::path(dir) / "config.json").string());
   SafeTensors tensors = SafeTensors::OpenDirectory(dir);
@@ -140,7 +145,8 @@ std::unique_ptr<MambaModel> MambaModel::Load(const std::string& dir, torch::Scal
 
   const bool state_spaces = tensors.Has("backbone.embedding.weight");
   if (!state_spaces && !tensors.Has("backbone.embeddings.weight")) {
-    throw std::runtime_error("mamba: " + tensors.source() + ": no 'backbone.embedding.weight' (state-spaces) or "
+    throw std::runtime_error("mamba: " + tensors.source() +
+                             ": no 'backbone.embedding.weight' (state-spaces) or "
                              "'backbone.embeddings.weight' (transformers) tensor");
   }
   Weights weights;

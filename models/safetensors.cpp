@@ -34,9 +34,9 @@ struct DTypeInfo {
 // The safetensors dtypes LibTorch 1.13 can hold. FP8 and unsigned 16/32/64
 // are valid in the format but have no torch type here: Load reports them.
 constexpr DTypeInfo kDTypes[] = {
-    {"F64", torch::kFloat64, 8}, {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
-    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8}, {"I32", torch::kInt32, 4},
-    {"I16", torch::kInt16, 2},    {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
+    {"F64", torch::kFloat64, 8},   {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
+    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8},   {"I32", torch::kInt32, 4},
+    {"I16", torch::kInt16, 2},     {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
     {"BOOL", torch::kBool, 1},
 };
 
@@ -108,7 +108,8 @@ void SafeTensors::ParseHeader(const std::shared_ptr<const MappedFile>& file, std
   if (file->size < 8) throw Error(path, "truncated: " + std::to_string(file->size) + " bytes, no header length");
   uint64_t header_bytes = 0;
   std::memcpy(&header_bytes, file->data, 8);
-  if (header_bytes > kMaxHeaderBytes) throw Error(path, "bad header: length " + std::to_string(header_bytes) + " is too large");
+  if (header_bytes > kMaxHeaderBytes)
+    throw Error(path, "bad header: length " + std::to_string(header_bytes) + " is too large");
   if (header_bytes > file->size - 8) {
     throw Error(path, "truncated: header says " + std::to_string(header_bytes) + " bytes, file has " +
                           std::to_string(file->size - 8) + " after the length");
@@ -148,12 +149,13 @@ void SafeTensors::ParseHeader(const std::shared_ptr<const MappedFile>& file, std
       entry.shape.push_back(static_cast<int64_t>(size));
     }
     const auto& offsets = value["data_offsets"];
-    if (!offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned()) throw bad("data_offsets are not integers");
+    if (!offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
+      throw bad("data_offsets are not integers");
     uint64_t begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
     if (begin > end) throw bad("data_offsets begin after they end");
     if (end > data_bytes) {
-      throw Error(path, "truncated: tensor '" + name + "' ends at byte " + std::to_string(end) + " of the data, which has " +
-                            std::to_string(data_bytes));
+      throw Error(path, "truncated: tensor '" + name + "' ends at byte " + std::to_string(end) +
+                            " of the data, which has " + std::to_string(data_bytes));
     }
     if (end - begin != elements * static_cast<uint64_t>(element_bytes)) {
       throw bad("shape " + ShapeString(entry.shape) + " of " + entry.dtype + " needs " +
@@ -161,7 +163,8 @@ void SafeTensors::ParseHeader(const std::shared_ptr<const MappedFile>& file, std
     }
     entry.offset = data_start + begin;
     entry.bytes = end - begin;
-    if (!entries.emplace(name, std::move(entry)).second) throw Error(path, "tensor '" + name + "' appears in two files");
+    if (!entries.emplace(name, std::move(entry)).second)
+      throw Error(path, "tensor '" + name + "' appears in two files");
   }
 }
 
@@ -205,7 +208,8 @@ SafeTensors SafeTensors::OpenDirectory(const std::string& dir) {
   for (const auto& [name, shard] : map["weight_map"].items()) {
     auto found = tensors.entries_.find(name);
     if (found == tensors.entries_.end()) {
-      throw Error(index.string(), "tensor '" + name + "' is listed in " + shard.get<std::string>() + " but not stored there");
+      throw Error(index.string(),
+                  "tensor '" + name + "' is listed in " + shard.get<std::string>() + " but not stored there");
     }
   }
   return tensors;

@@ -18,11 +18,11 @@ namespace thalamus::models {
 
 struct SamplingParams {
   int64_t max_tokens = 256;
-  float temperature = 0.0f;        // <= 0: greedy
-  int64_t top_k = 0;               // 0: no limit
-  float top_p = 1.0f;              // 1: no limit
-  std::optional<uint64_t> seed;    // none: a random seed
-  std::vector<std::string> stop;   // stop sequences; the text ends before the first one
+  float temperature = 0.0f;          // <= 0: greedy
+  int64_t top_k = 0;                 // 0: no limit
+  float top_p = 1.0f;                // 1: no limit
+  std::optional<uint64_t> seed;      // none: a random seed
+  std::vector<std::string> stop;     // stop sequences; the text ends before the first one
   std::vector<int32_t> stop_tokens;  // e.g. <|endoftext|>; not part of the output
 
   // Throws std::invalid_argument naming the parameter.

@@ -73,7 +73,8 @@ class AddedTokenMatcher {
   void Finish() {
     std::stable_sort(tokens_.begin(), tokens_.end(),
                      [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
-    for (size_t i = 0; i < tokens_.size(); ++i) by_first_byte_[static_cast<unsigned char>(tokens_[i].content[0])].push_back(i);
+    for (size_t i = 0; i < tokens_.size(); ++i)
+      by_first_byte_[static_cast<unsigned char>(tokens_[i].content[0])].push_back(i);
   }
 
   // Calls piece(text, -1) for text between matches and piece({}, id) for each match.
@@ -148,13 +149,12 @@ void Tokenizer::Data::EncodeWord(std::string_view word, std::vector<int32_t>& id
   };
   struct Candidate {
     int32_t rank, pos, merged_id;
-    bool operator>(const Candidate& other) const {
-      return rank != other.rank ? rank > other.rank : pos > other.pos;
-    }
+    bool operator>(const Candidate& other) const { return rank != other.rank ? rank > other.rank : pos > other.pos; }
   };
   const int32_t n = static_cast<int32_t>(word.size());
   std::vector<Symbol> symbols(n);
-  for (int32_t i = 0; i < n; ++i) symbols[i] = {byte_ids[static_cast<unsigned char>(word[i])], i - 1, i + 1 < n ? i + 1 : -1, true};
+  for (int32_t i = 0; i < n; ++i)
+    symbols[i] = {byte_ids[static_cast<unsigned char>(word[i])], i - 1, i + 1 < n ? i + 1 : -1, true};
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
   auto consider = [&](int32_t left) {
     if (left < 0 || symbols[left].next < 0) return;
@@ -213,16 +213,20 @@ std::string Utf8Of(char32_t c) {
 }
 
 std::string TypeOf(const nlohmann::json& section) {
-  return section.is_object() && section.contains("type") && section["type"].is_string() ? section["type"].get<std::string>() : "";
+  return section.is_object() && section.contains("type") && section["type"].is_string()
+             ? section["type"].get<std::string>()
+             : "";
 }
 
 // Each tokenizer.json section we accept; anything else is refused by name so
 // a model never runs with a tokenizer that silently differs from its own.
-void ReadPipeline(const nlohmann::json& root, Tokenizer::Data& data, const std::function<std::runtime_error(std::string)>& fail) {
+void ReadPipeline(const nlohmann::json& root, Tokenizer::Data& data,
+                  const std::function<std::runtime_error(std::string)>& fail) {
   const nlohmann::json null;
   const nlohmann::json& normalizer = root.contains("normalizer") ? root["normalizer"] : null;
   if (!normalizer.is_null()) {
-    if (TypeOf(normalizer) != "NFC") throw fail("normalizer '" + TypeOf(normalizer) + "' is not supported (only NFC or none)");
+    if (TypeOf(normalizer) != "NFC")
+      throw fail("normalizer '" + TypeOf(normalizer) + "' is not supported (only NFC or none)");
     data.nfc = true;
   }
   const nlohmann::json& pre = root.contains("pre_tokenizer") ? root["pre_tokenizer"] : null;
@@ -237,8 +241,10 @@ void ReadPipeline(const nlohmann::json& root, Tokenizer::Data& data, const std::
   }
 }
 
-void ReadModel(const nlohmann::json& model, Tokenizer::Data& data, const std::function<std::runtime_error(std::string)>& fail) {
-  if (!model.is_object() || (model.contains("type") && TypeOf(model) != "BPE")) throw fail("model '" + TypeOf(model) + "' is not supported (only BPE)");
+void ReadModel(const nlohmann::json& model, Tokenizer::Data& data,
+               const std::function<std::runtime_error(std::string)>& fail) {
+  if (!model.is_object() || (model.contains("type") && TypeOf(model) != "BPE"))
+    throw fail("model '" + TypeOf(model) + "' is not supported (only BPE)");
   if (!model.value("dropout", nlohmann::json()).is_null()) throw fail("BPE dropout is not supported");
   for (const char* affix : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     nlohmann::json value = model.value(affix, nlohmann::json());
@@ -248,13 +254,15 @@ void ReadModel(const nlohmann::json& model, Tokenizer::Data& data, const std::fu
   if (model.value("ignore_merges", false)) throw fail("BPE ignore_merges is not supported");
   if (!model.contains("vocab") || !model["vocab"].is_object()) throw fail("model has no 'vocab' object");
   for (const auto& [token, id] : model["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) throw fail("vocab['" + token + "'] is not a valid id");
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+      throw fail("vocab['" + token + "'] is not a valid id");
     data.token_ids[token] = id.get<int32_t>();
   }
   if (!model.contains("merges") || !model["merges"].is_array()) throw fail("model has no 'merges' array");
   auto id_of = [&](const std::string& token, size_t rank) {
     auto found = data.token_ids.find(token);
-    if (found == data.token_ids.end()) throw fail("merge " + std::to_string(rank) + ": '" + token + "' is not in the vocabulary");
+    if (found == data.token_ids.end())
+      throw fail("merge " + std::to_string(rank) + ": '" + token + "' is not in the vocabulary");
     return found->second;
   };
   const auto& merges = model["merges"];
@@ -263,16 +271,19 @@ void ReadModel(const nlohmann::json& model, Tokenizer::Data& data, const std::fu
     if (merges[rank].is_string()) {
       std::string line = merges[rank].get<std::string>();
       size_t space = line.find(' ');
-      if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos) throw fail("merge " + std::to_string(rank) + " is not 'a b'");
+      if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos)
+        throw fail("merge " + std::to_string(rank) + " is not 'a b'");
       left = line.substr(0, space);
       right = line.substr(space + 1);
-    } else if (merges[rank].is_array() && merges[rank].size() == 2 && merges[rank][0].is_string() && merges[rank][1].is_string()) {
+    } else if (merges[rank].is_array() && merges[rank].size() == 2 && merges[rank][0].is_string() &&
+               merges[rank][1].is_string()) {
       left = merges[rank][0].get<std::string>();
       right = merges[rank][1].get<std::string>();
     } else {
       throw fail("merge " + std::to_string(rank) + " is neither 'a b' nor [a, b]");
     }
-    data.merges[PairKey(id_of(left, rank), id_of(right, rank))] = {static_cast<int32_t>(rank), id_of(left + right, rank)};
+    data.merges[PairKey(id_of(left, rank), id_of(right, rank))] = {static_cast<int32_t>(rank),
+                                                                   id_of(left + right, rank)};
   }
 }
 
@@ -281,8 +292,8 @@ void ReadAddedTokens(const nlohmann::json& root, Tokenizer::Data& data, std::vec
   if (!root.contains("added_tokens") || root["added_tokens"].is_null()) return;
   if (!root["added_tokens"].is_array()) throw fail("'added_tokens' is not an array");
   for (const auto& entry : root["added_tokens"]) {
-    if (!entry.is_object() || !entry.contains("id") || !entry["id"].is_number_integer() || entry["id"].get<int64_t>() < 0 ||
-        !entry.contains("content") || !entry["content"].is_string()) {
+    if (!entry.is_object() || !entry.contains("id") || !entry["id"].is_number_integer() ||
+        entry["id"].get<int64_t>() < 0 || !entry.contains("content") || !entry["content"].is_string()) {
       throw fail("an added token lacks a valid 'id' or 'content'");
     }
     AddedToken token;
@@ -293,7 +304,8 @@ void ReadAddedTokens(const nlohmann::json& root, Tokenizer::Data& data, std::vec
     token.lstrip = entry.value("lstrip", false);
     token.rstrip = entry.value("rstrip", false);
     token.single_word = entry.value("single_word", false);
-    if (text::FirstInvalidUtf8(token.content) != std::string_view::npos) throw fail("added token " + std::to_string(token.id) + " is not UTF-8");
+    if (text::FirstInvalidUtf8(token.content) != std::string_view::npos)
+      throw fail("added token " + std::to_string(token.id) + " is not UTF-8");
     data.token_ids[token.content] = token.id;
     added.push_back(std::move(token));
   }
@@ -364,7 +376,8 @@ Tokenizer Tokenizer::FromJson(std::string_view json, const std::string& source) 
 
 std::vector<int32_t> Tokenizer::Encode(std::string_view text) const {
   size_t bad = text::FirstInvalidUtf8(text);
-  if (bad != std::string_view::npos) throw std::invalid_argument("text is not valid UTF-8 (at byte " + std::to_string(bad) + ")");
+  if (bad != std::string_view::npos)
+    throw std::invalid_argument("text is not valid UTF-8 (at byte " + std::to_string(bad) + ")");
   std::vector<int32_t> ids;
   const Data& data = *data_;
   data.raw_added.Split(text, [&](std::string_view raw, int32_t id) {

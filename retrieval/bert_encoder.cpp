@@ -61,8 +61,8 @@ WordPieceTokenizer LoadTokenizer(const std::string& dir) {
 // A name that says which model family this is: config.json's _name_or_path,
 // else the directory name.
 std::string ModelName(const std::string& dir, const json& config) {
-  std::string name = config.value("_name_or_path", "") + " " + fs::path(dir).lexically_normal().filename().string() + " " +
-                     fs::path(dir).lexically_normal().parent_path().filename().string();
+  std::string name = config.value("_name_or_path", "") + " " + fs::path(dir).lexically_normal().filename().string() +
+                     " " + fs::path(dir).lexically_normal().parent_path().filename().string();
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
   return name;
 }
@@ -73,7 +73,8 @@ std::string PoolingPath(const std::string& dir) {
     for (const json& module : modules) {
       // "sentence_transformers.models.Pooling", or the longer v5+ module paths.
       const std::string type = module.value("type", "");
-      if (type.size() >= 8 && type.compare(type.size() - 8, 8, ".Pooling") == 0) return module.value("path", "1_Pooling");
+      if (type.size() >= 8 && type.compare(type.size() - 8, 8, ".Pooling") == 0)
+        return module.value("path", "1_Pooling");
     }
   }
   return "1_Pooling";
@@ -119,7 +120,8 @@ BertEncoder::BertEncoder(const std::string& dir, int threads) : dir_(dir), token
   const json config = ReadJson(dir, "config.json", true);
   const std::string model_type = config.value("model_type", "bert");
   if (model_type != "bert") throw Error(dir, "model_type '" + model_type + "' is not supported (only bert)");
-  if (config.value("position_embedding_type", "absolute") != "absolute") throw Error(dir, "only absolute position embeddings are supported");
+  if (config.value("position_embedding_type", "absolute") != "absolute")
+    throw Error(dir, "only absolute position embeddings are supported");
   model_ = std::make_unique<Model>();
   Model& m = *model_;
   int64_t vocab = 0, types = 0, intermediate = 0, layers = 0;
@@ -136,11 +138,14 @@ BertEncoder::BertEncoder(const std::string& dir, int threads) : dir_(dir), token
   } catch (const json::exception& e) {
     throw Error(dir, std::string("config.json: ") + e.what());
   }
-  if (m.hidden <= 0 || m.heads <= 0 || m.hidden % m.heads != 0) throw Error(dir, "hidden_size must be a multiple of num_attention_heads");
-  if (m.activation != "gelu" && m.activation != "relu" && m.activation != "gelu_new" && m.activation != "gelu_pytorch_tanh") {
+  if (m.hidden <= 0 || m.heads <= 0 || m.hidden % m.heads != 0)
+    throw Error(dir, "hidden_size must be a multiple of num_attention_heads");
+  if (m.activation != "gelu" && m.activation != "relu" && m.activation != "gelu_new" &&
+      m.activation != "gelu_pytorch_tanh") {
     throw Error(dir, "unsupported hidden_act '" + m.activation + "'");
   }
-  if (static_cast<int64_t>(tokenizer_.vocab_size()) > vocab) throw Error(dir, "vocab.txt is larger than the model's vocab_size");
+  if (static_cast<int64_t>(tokenizer_.vocab_size()) > vocab)
+    throw Error(dir, "vocab.txt is larger than the model's vocab_size");
 
   try {
     const models::SafeTensors weights = models::SafeTensors::OpenDirectory(dir);
@@ -155,8 +160,9 @@ BertEncoder::BertEncoder(const std::string& dir, int threads) : dir_(dir), token
     for (int64_t i = 0; i < layers; ++i) {
       const std::string l = "encoder.layer." + std::to_string(i) + ".";
       Model::Layer layer;
-      layer.qkv_w = at::cat({load(l + "attention.self.query.weight", {h, h}), load(l + "attention.self.key.weight", {h, h}),
-                             load(l + "attention.self.value.weight", {h, h})});
+      layer.qkv_w =
+          at::cat({load(l + "attention.self.query.weight", {h, h}), load(l + "attention.self.key.weight", {h, h}),
+                   load(l + "attention.self.value.weight", {h, h})});
       layer.qkv_b = at::cat({load(l + "attention.self.query.bias", {h}), load(l + "attention.self.key.bias", {h}),
                              load(l + "attention.self.value.bias", {h})});
       layer.out_w = load(l + "attention.output.dense.weight", {h, h});
@@ -206,7 +212,8 @@ BertEncoder::BertEncoder(const std::string& dir, int threads) : dir_(dir), token
   int64_t max_length = m.max_positions;
   if (st_model.contains("max_seq_length") && st_model["max_seq_length"].is_number_integer()) {
     max_length = st_model["max_seq_length"].get<int64_t>();
-  } else if (tokenizer_config.contains("model_max_length") && tokenizer_config["model_max_length"].is_number_integer()) {
+  } else if (tokenizer_config.contains("model_max_length") &&
+             tokenizer_config["model_max_length"].is_number_integer()) {
     max_length = std::min<int64_t>(tokenizer_config["model_max_length"].get<int64_t>(), m.max_positions);
   }
   max_length_ = static_cast<size_t>(std::min<int64_t>(max_length, m.max_positions));
@@ -239,7 +246,8 @@ void BertEncoder::Forward(const std::vector<std::vector<int64_t>>& batch, float*
   const at::Tensor bias = (1.0f - mask).view({b, 1, 1, t}) * std::numeric_limits<float>::lowest();
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   for (const Model::Layer& layer : m.layers) {
-    const at::Tensor qkv = at::linear(x, layer.qkv_w, layer.qkv_b).view({b, t, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
+    const at::Tensor qkv =
+        at::linear(x, layer.qkv_w, layer.qkv_b).view({b, t, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
     const at::Tensor scores = at::matmul(qkv[0], qkv[1].transpose(-1, -2)) * scale + bias;
     const at::Tensor context = at::matmul(at::softmax(scores, -1), qkv[2]).permute({0, 2, 1, 3}).reshape({b, t, h});
     x = at::layer_norm(at::linear(context, layer.out_w, layer.out_b) + x, {h}, layer.ln1_w, layer.ln1_b, m.eps);
@@ -264,7 +272,8 @@ void BertEncoder::EmbedDocuments(const std::vector<std::string>& texts, float* o
   // Similar lengths together: less padding.
   std::vector<size_t> order(texts.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return encoded[a].size() < encoded[b].size(); });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return encoded[a].size() < encoded[b].size(); });
   const size_t d = dim();
   const size_t batch = preferred_batch();
   std::vector<float> rows;

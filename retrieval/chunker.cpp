@@ -86,7 +86,8 @@ size_t NextStart(std::string_view text, const Units& units, size_t s, size_t end
   if (next <= s) next = s + 1;
   if (units.characters && next < end && next > 0 && !IsBlank(text, units.spans[next - 1])) {
     size_t word_start = next;
-    while (word_start < end && !(IsBlank(text, units.spans[word_start - 1]) && !IsBlank(text, units.spans[word_start]))) {
+    while (word_start < end &&
+           !(IsBlank(text, units.spans[word_start - 1]) && !IsBlank(text, units.spans[word_start]))) {
       ++word_start;
     }
     if (word_start < end) next = word_start;
@@ -100,8 +101,8 @@ size_t NextStart(std::string_view text, const Units& units, size_t s, size_t end
 void ChunkOptions::Validate() const {
   if (size == 0) throw std::invalid_argument("chunk size must be at least 1");
   if (overlap >= size) {
-    throw std::invalid_argument("chunk overlap (" + std::to_string(overlap) + ") must be smaller than the chunk size (" +
-                                std::to_string(size) + ")");
+    throw std::invalid_argument("chunk overlap (" + std::to_string(overlap) +
+                                ") must be smaller than the chunk size (" + std::to_string(size) + ")");
   }
 }
 

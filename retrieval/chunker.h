@@ -20,8 +20,8 @@ namespace thalamus::retrieval {
 enum class ChunkUnit { kCharacters, kTokens };
 
 struct ChunkOptions {
-  size_t size = 1000;     // units per chunk
-  size_t overlap = 200;   // units shared with the previous chunk; < size
+  size_t size = 1000;    // units per chunk
+  size_t overlap = 200;  // units shared with the previous chunk; < size
   ChunkUnit unit = ChunkUnit::kCharacters;
 
   // Throws std::invalid_argument when size is 0 or overlap >= size.

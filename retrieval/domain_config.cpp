@@ -12,8 +12,8 @@ namespace fs = std::filesystem;
 // block came from a real file (not the embedded default).
 fs::path BaseDirectory(const config::ExpertConfig& expert, bool& from_file) {
   std::error_code error;
-  from_file = !expert.file.empty() && expert.file != config::kEmbeddedDefaultName &&
-              fs::is_regular_file(expert.file, error);
+  from_file =
+      !expert.file.empty() && expert.file != config::kEmbeddedDefaultName && fs::is_regular_file(expert.file, error);
   if (from_file) return fs::absolute(expert.file).parent_path();
   return fs::current_path();
 }

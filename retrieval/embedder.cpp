@@ -7,9 +7,7 @@
 
 namespace thalamus::retrieval {
 
-void Embedder::EmbedQuery(std::string_view query, float* out) const {
-  EmbedDocuments({std::string(query)}, out);
-}
+void Embedder::EmbedQuery(std::string_view query, float* out) const { EmbedDocuments({std::string(query)}, out); }
 
 std::unique_ptr<Embedder> MakeEmbedder(const std::string& spec, const std::string& base_dir, int threads) {
   if (spec.empty() || spec == "hashing") return std::make_unique<HashingEmbedder>();
@@ -35,7 +33,8 @@ std::unique_ptr<Embedder> MakeEmbedder(const std::string& spec, const std::strin
   if (dir.empty()) throw std::runtime_error("embedder '" + spec + "': no checkpoint directory given");
   if (dir.is_relative() && !base_dir.empty()) dir = std::filesystem::path(base_dir) / dir;
   if (!std::filesystem::is_directory(dir)) {
-    throw std::runtime_error("embedder '" + spec + "': expected \"hashing\", \"hashing:DIM\" or a sentence-transformers " +
+    throw std::runtime_error("embedder '" + spec +
+                             "': expected \"hashing\", \"hashing:DIM\" or a sentence-transformers " +
                              "checkpoint directory; " + dir.string() + " is not a directory");
   }
   return std::make_unique<BertEncoder>(dir.string(), threads);

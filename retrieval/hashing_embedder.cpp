@@ -49,16 +49,16 @@ uint64_t Hash(std::string_view bytes, uint64_t seed) {
 
 bool IsStopWord(std::string_view word) {
   static constexpr std::string_view kStopWords[] = {
-      "a",    "an",   "and",  "are",  "as",   "at",   "be",   "but", "by",   "for",   "from", "has",
-      "have", "if",   "in",   "into", "is",   "it",   "its",  "no",  "not",  "of",    "on",   "or",
-      "so",   "such", "that", "the",  "their", "then", "there", "these", "they", "this", "to", "was",
-      "were", "will", "with", "which", "we",  "you",  "can",  "do",   "does", "i"};
+      "a",    "an",   "and",  "are",   "as",    "at",   "be",    "but",   "by",   "for",  "from", "has",
+      "have", "if",   "in",   "into",  "is",    "it",   "its",   "no",    "not",  "of",   "on",   "or",
+      "so",   "such", "that", "the",   "their", "then", "there", "these", "they", "this", "to",   "was",
+      "were", "will", "with", "which", "we",    "you",  "can",   "do",    "does", "i"};
   return std::find(std::begin(kStopWords), std::end(kStopWords), word) != std::end(kStopWords);
 }
 
 bool IsAsciiPunctuation(std::string_view word) {
   return word.size() == 1 && !((word[0] >= '0' && word[0] <= '9') || (word[0] >= 'a' && word[0] <= 'z') ||
-                                static_cast<unsigned char>(word[0]) >= 0x80);
+                               static_cast<unsigned char>(word[0]) >= 0x80);
 }
 
 // Parts of an identifier split at lower-to-upper and letter-digit changes:
@@ -118,7 +118,8 @@ void AddNgrams(const std::string& word, FeatureBag& bag) {
 }  // namespace
 
 HashingEmbedder::HashingEmbedder(size_t dim) : dim_(dim) {
-  if (dim < 16) throw std::invalid_argument("hashing embedder: dimension must be at least 16, got " + std::to_string(dim));
+  if (dim < 16)
+    throw std::invalid_argument("hashing embedder: dimension must be at least 16, got " + std::to_string(dim));
 }
 
 std::string HashingEmbedder::id() const { return "hashing-v1:" + std::to_string(dim_); }

@@ -81,8 +81,8 @@ std::string ReadFile(const std::string& path, uint64_t max_bytes, std::string& p
   return content;
 }
 
-std::vector<ChunkRecord> ChunkDocuments(const source_files::FoundFile& file, std::vector<source_files::Document> documents,
-                                        const ChunkOptions& chunking) {
+std::vector<ChunkRecord> ChunkDocuments(const source_files::FoundFile& file,
+                                        std::vector<source_files::Document> documents, const ChunkOptions& chunking) {
   std::vector<ChunkRecord> chunks;
   for (source_files::Document& document : documents) {
     for (const TextChunk& piece : ChunkText(document.text, chunking)) {

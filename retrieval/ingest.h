@@ -58,12 +58,12 @@ struct IngestReport {
   size_t files_added = 0;
   size_t files_updated = 0;
   size_t files_unchanged = 0;
-  size_t files_removed = 0;     // by prune
-  size_t files_skipped = 0;     // binary or too large
-  size_t files_failed = 0;      // unreadable, bad JSONL
+  size_t files_removed = 0;  // by prune
+  size_t files_skipped = 0;  // binary or too large
+  size_t files_failed = 0;   // unreadable, bad JSONL
   size_t chunks_added = 0;
   size_t chunks_removed = 0;
-  size_t total_chunks = 0;      // in the index afterwards
+  size_t total_chunks = 0;  // in the index afterwards
   double seconds = 0;
   std::vector<std::string> problems;  // one line per skipped or failed file
 };

@@ -32,10 +32,10 @@ namespace thalamus::retrieval {
 
 struct Passage {
   std::string text;
-  std::string source;    // file path (relative to where it was ingested from) or document id
+  std::string source;  // file path (relative to where it was ingested from) or document id
   std::string domain;
-  float score = 0;       // cosine similarity to the query
-  uint64_t start = 0;    // byte offsets of the chunk in its source text
+  float score = 0;     // cosine similarity to the query
+  uint64_t start = 0;  // byte offsets of the chunk in its source text
   uint64_t end = 0;
   uint64_t chunk_id = 0;
   std::string metadata;  // JSON object text from a JSONL record, or empty

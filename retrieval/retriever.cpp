@@ -18,7 +18,8 @@ Retriever::Stamp Retriever::ManifestStamp() const {
   struct stat info {};
   const std::string path = (std::filesystem::path(dir_) / "manifest.json").string();
   if (::stat(path.c_str(), &info) != 0) return {};
-  return {static_cast<uint64_t>(info.st_ino), static_cast<int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec,
+  return {static_cast<uint64_t>(info.st_ino),
+          static_cast<int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec,
           static_cast<int64_t>(info.st_size)};
 }
 
@@ -26,8 +27,9 @@ std::shared_ptr<const DomainStore> Retriever::Load() const {
   std::shared_ptr<const DomainStore> store = DomainStore::Open(dir_, DomainStore::Mode::kRead, search_);
   const DomainInfo& info = store->info();
   if (!store->empty() && (info.embedder != embedder_->id() || info.dim != embedder_->dim())) {
-    throw std::runtime_error("index " + dir_ + " was built with embedder '" + info.embedder + "', but this retriever uses '" +
-                             embedder_->id() + "'; configure the same embedder or re-ingest into a new directory");
+    throw std::runtime_error("index " + dir_ + " was built with embedder '" + info.embedder +
+                             "', but this retriever uses '" + embedder_->id() +
+                             "'; configure the same embedder or re-ingest into a new directory");
   }
   return store;
 }
@@ -62,8 +64,8 @@ std::vector<Passage> Retriever::Search(std::string_view query, size_t k) const {
   std::vector<Passage> passages;
   for (const SearchHit& hit : store->index()->Search(vector.data(), k)) {
     const ChunkRecord& chunk = store->chunks()[hit.row];
-    passages.push_back({chunk.text, chunk.source, store->info().domain, hit.score, chunk.start, chunk.end, chunk.id,
-                        chunk.metadata});
+    passages.push_back(
+        {chunk.text, chunk.source, store->info().domain, hit.score, chunk.start, chunk.end, chunk.id, chunk.metadata});
   }
   return passages;
 }

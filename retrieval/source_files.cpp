@@ -36,7 +36,8 @@ std::string Display(const fs::path& file, const fs::path& base, const fs::path& 
 
 bool IsJsonl(const std::string& key) {
   std::string extension = fs::path(key).extension().string();
-  std::transform(extension.begin(), extension.end(), extension.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(extension.begin(), extension.end(), extension.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return extension == ".jsonl" || extension == ".ndjson";
 }
 
@@ -98,7 +99,8 @@ FoundFiles Find(const std::vector<std::string>& paths, const std::vector<std::st
       throw std::runtime_error("not a regular file or directory: " + path);
     }
   }
-  std::sort(result.files.begin(), result.files.end(), [](const FoundFile& a, const FoundFile& b) { return a.key < b.key; });
+  std::sort(result.files.begin(), result.files.end(),
+            [](const FoundFile& a, const FoundFile& b) { return a.key < b.key; });
   result.files.erase(std::unique(result.files.begin(), result.files.end(),
                                  [](const FoundFile& a, const FoundFile& b) { return a.key == b.key; }),
                      result.files.end());
@@ -119,7 +121,8 @@ std::vector<Document> ParseDocuments(const FoundFile& file, std::string content)
     try {
       const json line = json::parse(text);
       if (!line.is_object()) throw std::runtime_error("expected a JSON object");
-      if (!line.contains("text") || !line["text"].is_string()) throw std::runtime_error("missing string field \"text\"");
+      if (!line.contains("text") || !line["text"].is_string())
+        throw std::runtime_error("missing string field \"text\"");
       Document document{SourceOf(line, file, line_number), line["text"].get<std::string>(), ""};
       if (line.contains("metadata") && !line["metadata"].is_null()) {
         if (!line["metadata"].is_object()) throw std::runtime_error("\"metadata\" must be an object");

@@ -15,8 +15,8 @@ struct FoundFile {
 };
 
 struct FoundFiles {
-  std::vector<FoundFile> files;         // sorted by key, no duplicates
-  std::vector<std::string> directories; // canonical paths of the directories walked (for prune)
+  std::vector<FoundFile> files;          // sorted by key, no duplicates
+  std::vector<std::string> directories;  // canonical paths of the directories walked (for prune)
 };
 
 // Expands files and directories. Throws std::runtime_error for a path that
@@ -28,7 +28,7 @@ FoundFiles Find(const std::vector<std::string>& paths, const std::vector<std::st
 bool IsSkippedDirectory(std::string_view name);
 
 struct Document {
-  std::string source;    // citation: the file's display path, or a JSONL record's id
+  std::string source;  // citation: the file's display path, or a JSONL record's id
   std::string text;
   std::string metadata;  // JSON object text or empty
 };

@@ -64,7 +64,8 @@ void DomainStore::LoadGeneration(Mode mode, const IndexOptions& search) {
     info_ = manifest->info;
     if (info_.dim == 0) throw std::runtime_error("index " + dir_ + " is damaged: dimension 0");
     chunks_ = store_files::ReadChunks(dir_, manifest->chunks, manifest->count);
-    index_ = store_files::ReadIndex(dir_, manifest->index, manifest->count, info_.dim, WithSearchOptions(info_.index, search));
+    index_ = store_files::ReadIndex(dir_, manifest->index, manifest->count, info_.dim,
+                                    WithSearchOptions(info_.index, search));
     if (mode == Mode::kWrite) {
       vectors_ = store_files::ReadVectors(dir_, manifest->vectors, manifest->count, info_.dim);
     } else {
@@ -86,8 +87,8 @@ void DomainStore::RemoveLeftovers() const {
   for (const fs::directory_entry& entry : fs::directory_iterator(dir_)) {
     const std::string name = entry.path().filename().string();
     std::smatch match;
-    const bool stale_generation = std::regex_match(name, match, generation_file) &&
-                                  std::stoull(match[2].str()) != info_.generation;
+    const bool stale_generation =
+        std::regex_match(name, match, generation_file) && std::stoull(match[2].str()) != info_.generation;
     const bool temporary = name.find(".tmp-") != std::string::npos;
     if (stale_generation || temporary) {
       std::error_code ignored;
@@ -97,7 +98,8 @@ void DomainStore::RemoveLeftovers() const {
   if (removed_any) SyncDirectory(dir_);
 }
 
-void DomainStore::Configure(const std::string& domain, const std::string& embedder, size_t dim, const IndexOptions& index) {
+void DomainStore::Configure(const std::string& domain, const std::string& embedder, size_t dim,
+                            const IndexOptions& index) {
   if (empty()) {
     info_.domain = domain;
     info_.embedder = embedder;
@@ -191,7 +193,8 @@ void DomainStore::Commit() {
   manifest.sources = sources_;
   const uint64_t generation = manifest.info.generation;
   manifest.chunks = store_files::WriteChunks(dir_, GenerationName("chunks", generation, ".jsonl"), chunks_);
-  manifest.vectors = store_files::WriteVectors(dir_, GenerationName("vectors", generation, ".f32"), vectors_, info_.dim);
+  manifest.vectors =
+      store_files::WriteVectors(dir_, GenerationName("vectors", generation, ".f32"), vectors_, info_.dim);
   manifest.index = store_files::WriteIndex(dir_, GenerationName("index", generation, ".faiss"), *index_);
   CrashPoint("store:before-manifest");
   store_files::WriteManifest(dir_, manifest);

@@ -29,25 +29,25 @@
 namespace thalamus::retrieval {
 
 struct ChunkRecord {
-  uint64_t id = 0;          // unique in the domain, never reused
-  std::string file;         // key of the ingested file it came from (see SourceRecord)
-  std::string source;       // what citations show: a path, or a JSONL record's id
-  uint64_t start = 0;       // byte offsets of the chunk in its source text, [start, end)
+  uint64_t id = 0;     // unique in the domain, never reused
+  std::string file;    // key of the ingested file it came from (see SourceRecord)
+  std::string source;  // what citations show: a path, or a JSONL record's id
+  uint64_t start = 0;  // byte offsets of the chunk in its source text, [start, end)
   uint64_t end = 0;
   std::string text;
-  std::string metadata;     // a JSON object's text, or empty
+  std::string metadata;  // a JSON object's text, or empty
 };
 
 // One ingested file, keyed by its canonical absolute path.
 struct SourceRecord {
-  std::string hash;         // of the contents and the chunking options
+  std::string hash;  // of the contents and the chunking options
   uint64_t bytes = 0;
   uint64_t chunks = 0;
 };
 
 struct DomainInfo {
   std::string domain;
-  std::string embedder;     // Embedder::id() of the vectors
+  std::string embedder;  // Embedder::id() of the vectors
   size_t dim = 0;
   IndexOptions index;       // build options as stored; search options come from the opener
   uint64_t generation = 0;  // 0: nothing committed yet
@@ -96,7 +96,7 @@ class DomainStore {
   std::string dir_;
   DomainInfo info_;
   std::vector<ChunkRecord> chunks_;
-  std::vector<float> vectors_;             // kWrite only
+  std::vector<float> vectors_;  // kWrite only
   std::map<std::string, SourceRecord> sources_;
   std::unique_ptr<VectorIndex> index_;
   // Pending edits: rows to drop at Commit, and the first row that changed.

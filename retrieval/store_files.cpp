@@ -55,7 +55,9 @@ IndexOptions IndexOptionsFrom(const json& value) {
 }
 
 json FileRefJson(const FileRef& ref) { return {{"file", ref.name}, {"bytes", ref.bytes}}; }
-FileRef FileRefFrom(const json& value) { return {value.at("file").get<std::string>(), value.at("bytes").get<uint64_t>()}; }
+FileRef FileRefFrom(const json& value) {
+  return {value.at("file").get<std::string>(), value.at("bytes").get<uint64_t>()};
+}
 
 }  // namespace
 
@@ -64,7 +66,8 @@ void CheckSize(const std::string& dir, const FileRef& ref) {
   const uintmax_t bytes = fs::file_size(PathOf(dir, ref.name), error);
   if (error) throw Corrupt(dir, ref.name + ": " + error.message());
   if (bytes != ref.bytes) {
-    throw Corrupt(dir, ref.name + " has " + std::to_string(bytes) + " bytes, the manifest says " + std::to_string(ref.bytes));
+    throw Corrupt(
+        dir, ref.name + " has " + std::to_string(bytes) + " bytes, the manifest says " + std::to_string(ref.bytes));
   }
 }
 
@@ -130,8 +133,8 @@ void WriteManifest(const std::string& dir, const Manifest& manifest) {
 FileRef WriteChunks(const std::string& dir, const std::string& name, const std::vector<ChunkRecord>& chunks) {
   AtomicFile file(PathOf(dir, name));
   for (const ChunkRecord& chunk : chunks) {
-    json line = {{"id", chunk.id},   {"file", chunk.file}, {"source", chunk.source},
-                 {"start", chunk.start}, {"end", chunk.end}, {"text", chunk.text}};
+    json line = {{"id", chunk.id},       {"file", chunk.file}, {"source", chunk.source},
+                 {"start", chunk.start}, {"end", chunk.end},   {"text", chunk.text}};
     if (!chunk.metadata.empty()) line["metadata"] = json::parse(chunk.metadata);
     file.Write(Dump(line));
     file.Write("\n");
@@ -168,7 +171,8 @@ std::vector<ChunkRecord> ReadChunks(const std::string& dir, const FileRef& ref, 
     begin = end + 1;
   }
   if (chunks.size() != count) {
-    throw Corrupt(dir, ref.name + " has " + std::to_string(chunks.size()) + " chunks, the manifest says " + std::to_string(count));
+    throw Corrupt(dir, ref.name + " has " + std::to_string(chunks.size()) + " chunks, the manifest says " +
+                           std::to_string(count));
   }
   return chunks;
 }
@@ -191,7 +195,8 @@ FileRef WriteVectors(const std::string& dir, const std::string& name, const std:
 std::vector<float> ReadVectors(const std::string& dir, const FileRef& ref, uint64_t count, size_t dim) {
   CheckSize(dir, ref);
   if (ref.bytes != kVectorHeaderBytes + count * dim * sizeof(float)) {
-    throw Corrupt(dir, ref.name + " does not hold " + std::to_string(count) + " vectors of dimension " + std::to_string(dim));
+    throw Corrupt(
+        dir, ref.name + " does not hold " + std::to_string(count) + " vectors of dimension " + std::to_string(dim));
   }
   std::ifstream in(PathOf(dir, ref.name), std::ios::binary);
   char magic[8];
@@ -220,7 +225,8 @@ std::unique_ptr<VectorIndex> ReadIndex(const std::string& dir, const FileRef& re
   CheckSize(dir, ref);
   std::unique_ptr<VectorIndex> index = VectorIndex::Load(PathOf(dir, ref.name), dim, options);
   if (index->size() != count) {
-    throw Corrupt(dir, ref.name + " has " + std::to_string(index->size()) + " vectors, the manifest says " + std::to_string(count));
+    throw Corrupt(dir, ref.name + " has " + std::to_string(index->size()) + " vectors, the manifest says " +
+                           std::to_string(count));
   }
   return index;
 }

@@ -42,9 +42,7 @@ bool IsControl(UChar32 c) {
 // Characters the BERT normalizer removes outright.
 bool IsDropped(UChar32 c) { return c == 0 || c == kReplacement || IsControl(c); }
 
-bool IsWhitespace(UChar32 c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || u_isUWhiteSpace(c);
-}
+bool IsWhitespace(UChar32 c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || u_isUWhiteSpace(c); }
 
 // ASCII punctuation (which includes symbols such as $ + < = > ^ ` |) or any
 // Unicode punctuation category, as the BERT pre-tokenizer splits on.
@@ -64,7 +62,8 @@ const icu::Normalizer2& Nfd() {
   static const icu::Normalizer2* nfd = [] {
     UErrorCode status = U_ZERO_ERROR;
     const icu::Normalizer2* instance = icu::Normalizer2::getNFDInstance(status);
-    if (U_FAILURE(status)) throw std::runtime_error(std::string("ICU NFD normalizer unavailable: ") + u_errorName(status));
+    if (U_FAILURE(status))
+      throw std::runtime_error(std::string("ICU NFD normalizer unavailable: ") + u_errorName(status));
     return instance;
   }();
   return *nfd;

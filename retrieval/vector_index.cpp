@@ -63,16 +63,20 @@ IndexType ParseIndexType(std::string_view name) {
 
 const char* IndexTypeName(IndexType type) {
   switch (type) {
-    case IndexType::kFlat: return "flat";
-    case IndexType::kIvf: return "ivf";
-    case IndexType::kHnsw: return "hnsw";
+    case IndexType::kFlat:
+      return "flat";
+    case IndexType::kIvf:
+      return "ivf";
+    case IndexType::kHnsw:
+      return "hnsw";
   }
   return "?";
 }
 
 VectorIndex::VectorIndex(size_t dim, IndexOptions options) : dim_(dim), options_(options) {
   if (dim == 0) throw std::invalid_argument("vector index: dimension must be positive");
-  if (options_.type == IndexType::kHnsw && options_.hnsw_m < 2) throw std::invalid_argument("hnsw: M must be at least 2");
+  if (options_.type == IndexType::kHnsw && options_.hnsw_m < 2)
+    throw std::invalid_argument("hnsw: M must be at least 2");
   Rebuild(nullptr, 0);
 }
 
@@ -91,18 +95,20 @@ void VectorIndex::Rebuild(const float* vectors, size_t n) {
         index_ = std::make_unique<faiss::IndexFlatIP>(dim_);
         break;
       case IndexType::kHnsw: {
-        auto hnsw = std::make_unique<faiss::IndexHNSWFlat>(dim_, static_cast<int>(options_.hnsw_m), faiss::METRIC_INNER_PRODUCT);
+        auto hnsw = std::make_unique<faiss::IndexHNSWFlat>(dim_, static_cast<int>(options_.hnsw_m),
+                                                           faiss::METRIC_INNER_PRODUCT);
         hnsw->hnsw.efConstruction = static_cast<int>(options_.ef_construction);
         index_ = std::move(hnsw);
         break;
       }
       case IndexType::kIvf: {
         const size_t nlist = ChooseNlist(n, options_);
-        auto ivf = std::make_unique<faiss::IndexIVFFlat>(new faiss::IndexFlatIP(dim_), dim_, nlist, faiss::METRIC_INNER_PRODUCT);
+        auto ivf = std::make_unique<faiss::IndexIVFFlat>(new faiss::IndexFlatIP(dim_), dim_, nlist,
+                                                         faiss::METRIC_INNER_PRODUCT);
         ivf->own_fields = true;
         ivf->cp.niter = kKmeansIterations;
-        ivf->cp.seed = 1234;                // reproducible lists
-        ivf->cp.spherical = true;           // unit vectors: centroids on the sphere suit inner product
+        ivf->cp.seed = 1234;                  // reproducible lists
+        ivf->cp.spherical = true;             // unit vectors: centroids on the sphere suit inner product
         ivf->cp.min_points_per_centroid = 1;  // ChooseNlist already keeps 39 per list; tiny sets need no warning
         if (n > 0) ivf->train(static_cast<faiss::Index::idx_t>(n), vectors);
         index_ = std::move(ivf);
@@ -129,7 +135,8 @@ void VectorIndex::Update(const float* vectors, size_t n, size_t unchanged) {
   if (rebuild) return Rebuild(vectors, n);
   try {
     if (unchanged < current) {
-      faiss::IDSelectorRange tail(static_cast<faiss::Index::idx_t>(unchanged), static_cast<faiss::Index::idx_t>(current));
+      faiss::IDSelectorRange tail(static_cast<faiss::Index::idx_t>(unchanged),
+                                  static_cast<faiss::Index::idx_t>(current));
       index_->remove_ids(tail);
     }
     AddRows(*index_, vectors, unchanged, n);

@@ -21,7 +21,7 @@ class WordPieceTokenizer {
  public:
   struct Options {
     bool lowercase = true;
-    bool strip_accents = true;      // Hugging Face's default follows lowercase
+    bool strip_accents = true;  // Hugging Face's default follows lowercase
     size_t max_chars_per_word = 100;
   };
 

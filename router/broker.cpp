@@ -246,7 +246,8 @@ void Broker::Finish(uint64_t request_id, wire::ExpertReplyT reply) {
   }
   reply.request_id = request_id;
   metrics_.ObserveExpert(pending.service, messages::StatusName(reply.status), outcome.latency_ms / 1000.0);
-  if (reply.status != wire::StatusCode::OK) metrics_.CountExpertFailure(pending.service, messages::StatusName(reply.status));
+  if (reply.status != wire::StatusCode::OK)
+    metrics_.CountExpertFailure(pending.service, messages::StatusName(reply.status));
   pending.callbacks.on_reply(std::move(reply), outcome);
   Pump(service);
 }

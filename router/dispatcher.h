@@ -21,14 +21,14 @@
 namespace thalamus::router {
 
 struct DispatchOutcome {
-  std::string worker;       // hostname:pid of the worker that answered ("" if none)
+  std::string worker;  // hostname:pid of the worker that answered ("" if none)
   uint32_t attempts = 0;
   double latency_ms = 0;
   uint32_t retry_after_ms = 0;  // for OVERLOADED / UNAVAILABLE
 };
 
 struct DispatchCallbacks {
-  std::function<void(const wire::PartialT& partial)> on_partial;              // optional
+  std::function<void(const wire::PartialT& partial)> on_partial;                           // optional
   std::function<void(wire::ExpertReplyT reply, const DispatchOutcome& outcome)> on_reply;  // exactly once
 };
 

@@ -1,8 +1,8 @@
 #include "router/event_loop.h"
 
 #include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <future>
 
 namespace thalamus::router {
@@ -22,8 +22,8 @@ EventLoop::~EventLoop() { Stop(); }
 
 void EventLoop::AddSocket(zmq::socket_t& socket, std::function<void()> on_readable) {
   const int fd = socket.get(zmq::sockopt::fd);
-  watches_.push_back(std::make_unique<Watch>(Watch{&socket, net::posix::stream_descriptor(io_, fd),
-                                                   std::move(on_readable)}));
+  watches_.push_back(
+      std::make_unique<Watch>(Watch{&socket, net::posix::stream_descriptor(io_, fd), std::move(on_readable)}));
   Wait(*watches_.back());
 }
 

@@ -10,9 +10,9 @@
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <mutex>
 #include <string_view>
 #include <unordered_map>
-#include <mutex>
 #include <utility>
 
 namespace thalamus::router {
@@ -23,8 +23,7 @@ namespace {
 // generation on a CPU model (minutes); roughly x2.5 steps up to 120 s.
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   static const prometheus::Histogram::BucketBoundaries buckets = {
-      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-      1.0,   2.5,    5.0,   10.0, 20.0,  30.0, 60.0, 120.0};
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0};
   return buckets;
 }
 
@@ -75,20 +74,17 @@ class SeriesCache {
   std::unordered_map<std::string, Metric*> series_;
 };
 
-prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& registry,
-                                                       const std::string& name,
+prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& registry, const std::string& name,
                                                        const std::string& help) {
   return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
 }
 
-prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& registry,
-                                                   const std::string& name,
+prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& registry, const std::string& name,
                                                    const std::string& help) {
   return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
 }
 
-prometheus::Family<prometheus::Histogram>& HistogramFamily(prometheus::Registry& registry,
-                                                           const std::string& name,
+prometheus::Family<prometheus::Histogram>& HistogramFamily(prometheus::Registry& registry, const std::string& name,
                                                            const std::string& help) {
   return prometheus::BuildHistogram().Name(name).Help(help).Register(registry);
 }
@@ -97,43 +93,35 @@ prometheus::Family<prometheus::Histogram>& HistogramFamily(prometheus::Registry&
 
 struct Metrics::Families {
   explicit Families(prometheus::Registry& r)
-      : http_requests(CounterFamily(r, "thalamus_http_requests_total",
-                                    "HTTP requests answered, by route and status code."),
-                      {"endpoint", "status"}),
+      : http_requests(
+            CounterFamily(r, "thalamus_http_requests_total", "HTTP requests answered, by route and status code."),
+            {"endpoint", "status"}),
         http_duration(HistogramFamily(r, "thalamus_http_request_duration_seconds",
                                       "Time from a request's arrival to the end of its answer."),
                       {"endpoint"}),
-        frontend_requests(CounterFamily(r, "thalamus_frontend_requests_total",
-                                        "ZeroMQ front-end queries answered, by status."),
-                          {"status"}),
-        frontend_duration(HistogramFamily(r, "thalamus_frontend_request_duration_seconds",
-                                          "ZeroMQ front-end query latency."),
-                          {}),
-        expert_requests(CounterFamily(r, "thalamus_expert_requests_total",
-                                      "Requests sent to expert services, by final status."),
-                        {"service", "status"}),
-        expert_failures(CounterFamily(r, "thalamus_expert_failures_total",
-                                      "Expert request failures, by reason."),
+        frontend_requests(
+            CounterFamily(r, "thalamus_frontend_requests_total", "ZeroMQ front-end queries answered, by status."),
+            {"status"}),
+        frontend_duration(
+            HistogramFamily(r, "thalamus_frontend_request_duration_seconds", "ZeroMQ front-end query latency."), {}),
+        expert_requests(
+            CounterFamily(r, "thalamus_expert_requests_total", "Requests sent to expert services, by final status."),
+            {"service", "status"}),
+        expert_failures(CounterFamily(r, "thalamus_expert_failures_total", "Expert request failures, by reason."),
                         {"service", "reason"}),
         expert_duration(HistogramFamily(r, "thalamus_expert_request_duration_seconds",
                                         "Expert request latency as the broker sees it."),
                         {"service"}),
-        retries(CounterFamily(r, "thalamus_expert_retries_total",
-                              "Expert requests retried on another worker."),
+        retries(CounterFamily(r, "thalamus_expert_retries_total", "Expert requests retried on another worker."),
                 {"service"}),
         live_workers(GaugeFamily(r, "thalamus_live_workers", "Live workers per service."), {"service"}),
-        queue_depth(GaugeFamily(r, "thalamus_queue_depth",
-                                "Requests waiting for a worker, per service."),
-                    {"service"}),
-        in_flight(GaugeFamily(r, "thalamus_in_flight",
-                              "Requests being worked on, per service."),
-                  {"service"}),
-        gate_selections(CounterFamily(r, "thalamus_gate_selections_total",
-                                      "Times the gate chose each service."),
+        queue_depth(GaugeFamily(r, "thalamus_queue_depth", "Requests waiting for a worker, per service."), {"service"}),
+        in_flight(GaugeFamily(r, "thalamus_in_flight", "Requests being worked on, per service."), {"service"}),
+        gate_selections(CounterFamily(r, "thalamus_gate_selections_total", "Times the gate chose each service."),
                         {"service"}),
-        gate_fallbacks(CounterFamily(r, "thalamus_gate_fallbacks_total",
-                                     "Times the gate fell back to its rule, by reason."),
-                       {"reason"}),
+        gate_fallbacks(
+            CounterFamily(r, "thalamus_gate_fallbacks_total", "Times the gate fell back to its rule, by reason."),
+            {"reason"}),
         gate_entropy(HistogramFamily(r, "thalamus_gate_entropy_bits",
                                      "Entropy of the trained gate's distribution over services, in bits."),
                      {}) {}
@@ -155,8 +143,7 @@ struct Metrics::Families {
 };
 
 Metrics::Metrics()
-    : registry_(std::make_shared<prometheus::Registry>()),
-      families_(std::make_unique<Families>(*registry_)) {}
+    : registry_(std::make_shared<prometheus::Registry>()), families_(std::make_unique<Families>(*registry_)) {}
 
 Metrics::~Metrics() = default;
 
@@ -172,8 +159,7 @@ void Metrics::ObserveFrontend(const std::string& status, double seconds) {
   families_->frontend_duration.Get({}, LatencyBuckets()).Observe(seconds);
 }
 
-void Metrics::ObserveExpert(const std::string& service, const std::string& status,
-                            double seconds) {
+void Metrics::ObserveExpert(const std::string& service, const std::string& status, double seconds) {
   families_->expert_requests.Get({service, status}).Increment();
   families_->expert_duration.Get({service}, LatencyBuckets()).Observe(seconds);
 }
@@ -182,39 +168,26 @@ void Metrics::CountExpertFailure(const std::string& service, const std::string& 
   families_->expert_failures.Get({service, reason}).Increment();
 }
 
-void Metrics::CountRetry(const std::string& service) {
-  families_->retries.Get({service}).Increment();
-}
+void Metrics::CountRetry(const std::string& service) { families_->retries.Get({service}).Increment(); }
 
-void Metrics::SetLiveWorkers(const std::string& service, int n) {
-  families_->live_workers.Get({service}).Set(n);
-}
+void Metrics::SetLiveWorkers(const std::string& service, int n) { families_->live_workers.Get({service}).Set(n); }
 
-void Metrics::SetQueueDepth(const std::string& service, int n) {
-  families_->queue_depth.Get({service}).Set(n);
-}
+void Metrics::SetQueueDepth(const std::string& service, int n) { families_->queue_depth.Get({service}).Set(n); }
 
-void Metrics::SetInFlight(const std::string& service, int n) {
-  families_->in_flight.Get({service}).Set(n);
-}
+void Metrics::SetInFlight(const std::string& service, int n) { families_->in_flight.Get({service}).Set(n); }
 
-void Metrics::CountGateSelection(const std::string& service) {
-  families_->gate_selections.Get({service}).Increment();
-}
+void Metrics::CountGateSelection(const std::string& service) { families_->gate_selections.Get({service}).Increment(); }
 
-void Metrics::CountGateFallback(const std::string& reason) {
-  families_->gate_fallbacks.Get({reason}).Increment();
-}
+void Metrics::CountGateFallback(const std::string& reason) { families_->gate_fallbacks.Get({reason}).Increment(); }
 
 void Metrics::ObserveGateEntropy(double bits) {
   // 0 bits is a certain gate; log2(N) a uniform one over N services.
-  static const prometheus::Histogram::BucketBoundaries buckets = {0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0};
+  static const prometheus::Histogram::BucketBoundaries buckets = {0.05, 0.1, 0.25, 0.5, 0.75, 1.0,
+                                                                  1.5,  2.0, 3.0,  4.0, 6.0};
   families_->gate_entropy.Get({}, buckets).Observe(bits);
 }
 
-std::string Metrics::Serialize() const {
-  return prometheus::TextSerializer().Serialize(registry_->Collect());
-}
+std::string Metrics::Serialize() const { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
 
 prometheus::Registry& Metrics::registry() { return *registry_; }
 

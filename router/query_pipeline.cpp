@@ -58,15 +58,15 @@ struct QueryPipeline::QueryState {
   std::chrono::system_clock::time_point wall_deadline;
   gate::GateDecision decision;
   Plan plan = Plan::kDirect;
-  std::string generator;                          // ralm: who answers after retrieval
-  std::string generator_prompt;                   // ralm: the filled template
+  std::string generator;         // ralm: who answers after retrieval
+  std::string generator_prompt;  // ralm: the filled template
   std::string plan_reason;
   int ralm_k = 0;
   std::vector<std::unique_ptr<wire::PassageT>> context;  // ralm: passages given to the generator
-  std::vector<wire::ExpertTraceT> traces;         // one per expert request, in dispatch order
-  std::vector<wire::ExpertReplyT> replies;        // parallel to traces
-  std::vector<bool> answering;                    // parallel to traces: its text is (part of) the answer
-  std::vector<uint32_t> retry_after_ms;           // parallel to traces
+  std::vector<wire::ExpertTraceT> traces;                // one per expert request, in dispatch order
+  std::vector<wire::ExpertReplyT> replies;               // parallel to traces
+  std::vector<bool> answering;                           // parallel to traces: its text is (part of) the answer
+  std::vector<uint32_t> retry_after_ms;                  // parallel to traces
   size_t outstanding = 0;
   bool generating = false;
   bool streamed = false;
@@ -96,24 +96,23 @@ void QueryPipeline::Submit(wire::QueryT query, QueryCallbacks callbacks) {
   if (loop_.InLoopThread()) return SubmitInLoop(std::move(query), std::move(callbacks));
   auto shared_query = std::make_shared<wire::QueryT>(std::move(query));
   auto shared_callbacks = std::make_shared<QueryCallbacks>(std::move(callbacks));
-  loop_.Post([this, shared_query, shared_callbacks] {
-    SubmitInLoop(std::move(*shared_query), std::move(*shared_callbacks));
-  });
+  loop_.Post(
+      [this, shared_query, shared_callbacks] { SubmitInLoop(std::move(*shared_query), std::move(*shared_callbacks)); });
 }
 
 void QueryPipeline::SubmitInLoop(wire::QueryT query, QueryCallbacks callbacks) {
   auto state = std::make_shared<QueryState>();
   state->start = Clock::now();
-  const uint32_t deadline_ms = query.deadline_ms ? query.deadline_ms : static_cast<uint32_t>(config_.broker.default_deadline_ms);
+  const uint32_t deadline_ms =
+      query.deadline_ms ? query.deadline_ms : static_cast<uint32_t>(config_.broker.default_deadline_ms);
   state->deadline = state->start + std::chrono::milliseconds(deadline_ms);
   state->wall_deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms);
   state->query = std::move(query);
   state->callbacks = std::move(callbacks);
 
   if (state->query.prompt.empty() && state->query.messages.empty()) {
-    state->callbacks.on_result(messages::ErrorResult(wire::StatusCode::BAD_REQUEST,
-                                                     "the query has neither a prompt nor messages",
-                                                     state->query.client_request_id));
+    state->callbacks.on_result(messages::ErrorResult(
+        wire::StatusCode::BAD_REQUEST, "the query has neither a prompt nor messages", state->query.client_request_id));
     return;
   }
   state->decision = gate_.Decide(state->query, LiveLoad());
@@ -191,8 +190,9 @@ void QueryPipeline::PlanQuery(const std::shared_ptr<QueryState>& state) {
     if (!retrievers.empty() && !state->generator.empty()) {
       state->plan = Plan::kRalm;
       state->ralm_k = state->query.ralm_k > 0 ? state->query.ralm_k : config_.ralm.k;
-      state->plan_reason = std::string("ralm: retrieve from ") + (all_retrievers ? "every rag service" : "the chosen rag services") +
-                           ", then " + state->generator + " generates";
+      state->plan_reason = std::string("ralm: retrieve from ") +
+                           (all_retrievers ? "every rag service" : "the chosen rag services") + ", then " +
+                           state->generator + " generates";
       DispatchExperts(state, retrievers, /*answering=*/false);
       return;
     }
@@ -207,7 +207,7 @@ void QueryPipeline::PlanQuery(const std::shared_ptr<QueryState>& state) {
 }
 
 void QueryPipeline::DispatchExperts(const std::shared_ptr<QueryState>& state, const std::vector<std::string>& services,
-                             bool answering) {
+                                    bool answering) {
   // One extra count while dispatching, so replies that fail immediately
   // cannot complete the query before every request has been sent.
   state->outstanding += services.size() + 1;
@@ -254,7 +254,7 @@ void QueryPipeline::DispatchExperts(const std::shared_ptr<QueryState>& state, co
 }
 
 void QueryPipeline::OnExpertReply(const std::shared_ptr<QueryState>& state, size_t index, wire::ExpertReplyT reply,
-                           const DispatchOutcome& outcome) {
+                                  const DispatchOutcome& outcome) {
   if (index != SIZE_MAX) {
     wire::ExpertTraceT& trace = state->traces[index];
     --outstanding_[trace.service];
@@ -296,15 +296,16 @@ void QueryPipeline::StartGeneration(const std::shared_ptr<QueryState>& state) {
   const int max_tokens = state->query.params ? state->query.params->max_tokens : wire::GenerationParamsT().max_tokens;
   const size_t budget = RalmBudget(config_, generator, max_tokens);
   const Counter& counter = token_counters_.at(state->generator);
-  RalmPrompt prompt = BuildRalmPrompt(config_.ralm.prompt_template, gate::GateText(state->query), passages, budget, counter.count);
+  RalmPrompt prompt =
+      BuildRalmPrompt(config_.ralm.prompt_template, gate::GateText(state->query), passages, budget, counter.count);
   for (const wire::PassageT* passage : passages) state->context.push_back(std::make_unique<wire::PassageT>(*passage));
   state->generator_prompt = std::move(prompt.text);
-  state->plan_reason += "; k " + std::to_string(state->ralm_k) + ": " + std::to_string(retrieved) + " passages retrieved" +
-                        (failed ? " (" + std::to_string(failed) + " retrievers failed)" : "") + ", best " +
-                        std::to_string(ranked) + " ranked, " + std::to_string(prompt.passages) + " kept";
+  state->plan_reason += "; k " + std::to_string(state->ralm_k) + ": " + std::to_string(retrieved) +
+                        " passages retrieved" + (failed ? " (" + std::to_string(failed) + " retrievers failed)" : "") +
+                        ", best " + std::to_string(ranked) + " ranked, " + std::to_string(prompt.passages) + " kept";
   if (budget > 0) {
-    state->plan_reason += ", " + std::to_string(prompt.dropped) + " dropped for the budget of " + std::to_string(budget) +
-                          " tokens";
+    state->plan_reason +=
+        ", " + std::to_string(prompt.dropped) + " dropped for the budget of " + std::to_string(budget) + " tokens";
   }
   state->plan_reason += "; prompt " + std::to_string(prompt.tokens) + " tokens by " + counter.how;
   if (prompt.over_budget) state->plan_reason += " (over budget even without passages)";
@@ -328,8 +329,9 @@ void QueryPipeline::Complete(const std::shared_ptr<QueryState>& state) {
       continue;
     }
     // top1 keeps the gate's order; weighted weighs it by the expert's confidence.
-    double weight = config_.aggregation == config::Aggregation::kWeighted ? state->traces[i].gate_probability * reply.confidence
-                                                      : -static_cast<double>(i);
+    double weight = config_.aggregation == config::Aggregation::kWeighted
+                        ? state->traces[i].gate_probability * reply.confidence
+                        : -static_cast<double>(i);
     if (!best || weight > best_weight) best = &reply, best_weight = weight;
     if (!concatenated.empty()) concatenated += "\n\n";
     concatenated += "[" + state->traces[i].service + "] " + reply.text;
@@ -360,7 +362,8 @@ void QueryPipeline::Complete(const std::shared_ptr<QueryState>& state) {
     trace->plan = PlanName(state->plan);
     trace->plan_reason = state->plan_reason;
     trace->aggregation = config::Name(config_.aggregation);
-    for (auto& expert_trace : state->traces) trace->experts.push_back(std::make_unique<wire::ExpertTraceT>(std::move(expert_trace)));
+    for (auto& expert_trace : state->traces)
+      trace->experts.push_back(std::make_unique<wire::ExpertTraceT>(std::move(expert_trace)));
     trace->total_ms = static_cast<float>(MillisSince(state->start));
     result.trace = std::move(trace);
   }

@@ -21,10 +21,10 @@ struct QueryCallbacks {
 };
 
 struct ServiceInfo {
-  std::string name;         // the service (expert) name; the OpenAI "model" id
+  std::string name;  // the service (expert) name; the OpenAI "model" id
   std::string kind;
   std::string description;
-  std::string model;        // what a live worker reported serving
+  std::string model;  // what a live worker reported serving
   int live_workers = 0;
   int queued = 0;
   int in_flight = 0;

@@ -102,7 +102,8 @@ TokenCounter GeneratorTokenCounter(const config::ExpertConfig& generator, std::s
 
 size_t RalmBudget(const config::Config& config, const config::ExpertConfig& generator, int max_tokens) {
   if (config.ralm.max_prompt_tokens > 0) return static_cast<size_t>(config.ralm.max_prompt_tokens);
-  if (generator.max_context > 0) return static_cast<size_t>(std::max(1, generator.max_context - std::max(0, max_tokens)));
+  if (generator.max_context > 0)
+    return static_cast<size_t>(std::max(1, generator.max_context - std::max(0, max_tokens)));
   return 0;
 }
 

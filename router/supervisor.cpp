@@ -35,8 +35,9 @@ Supervisor::Supervisor(const config::Config& config, std::string config_path, st
 Supervisor::~Supervisor() { Stop(); }
 
 pid_t Supervisor::Spawn(const Child& child) {
-  std::vector<std::string> args = {expert_binary_, "--expert", child.expert, "--backend", backend_,
-                                   "--replica", std::to_string(child.replica), "--exit-with-parent"};
+  std::vector<std::string> args = {
+      expert_binary_,      "--expert", child.expert, "--backend", backend_, "--replica", std::to_string(child.replica),
+      "--exit-with-parent"};
   if (!config_path_.empty()) args.insert(args.end(), {"--config", config_path_});
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
@@ -97,8 +98,8 @@ void Supervisor::Watch() {
         if (waitpid(child.pid, &status, WNOHANG) != child.pid) continue;
         std::fprintf(stderr, "thalamus-router: expert %s replica %d (pid %d) exited (%s %d); restarting in %d ms\n",
                      child.expert.c_str(), child.replica, static_cast<int>(child.pid),
-                     WIFSIGNALED(status) ? "signal" : "status", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
-                     child.backoff_ms);
+                     WIFSIGNALED(status) ? "signal" : "status",
+                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), child.backoff_ms);
         child.pid = 0;
         if (now - child.started > kStableRun) child.backoff_ms = config_.supervisor.restart_backoff_ms;
         child.restart_at = now + std::chrono::milliseconds(child.backoff_ms);

@@ -23,9 +23,9 @@
 #include <string>
 #include <vector>
 
+#include "bench/models/model_shapes.h"
 #include "models/causal_lm.h"
 #include "models/gpt_neox.h"
-#include "bench/models/model_shapes.h"
 #include "models/mamba.h"
 
 namespace thalamus::models {
@@ -95,7 +95,8 @@ void BM_ContextScaling(benchmark::State& bench) {
         timings[m].prefill = std::min(timings[m].prefill, Seconds(start));
       }
     }
-    for (int m = 0; m < 2; ++m) models[m]->Step(*states[m], std::vector<int32_t>{token(random)});  // warm; grows the cache
+    for (int m = 0; m < 2; ++m)
+      models[m]->Step(*states[m], std::vector<int32_t>{token(random)});  // warm; grows the cache
     for (int i = 0; i < decoded; ++i) {
       for (int m = 0; m < 2; ++m) {
         const std::vector<int32_t> next = {token(random)};
@@ -116,7 +117,12 @@ void BM_ContextScaling(benchmark::State& bench) {
 }
 BENCHMARK(BM_ContextScaling)
     ->ArgName("context")
-    ->Arg(256)->Arg(512)->Arg(1024)->Arg(2048)->Arg(4096)->Arg(kLongestContext)
+    ->Arg(256)
+    ->Arg(512)
+    ->Arg(1024)
+    ->Arg(2048)
+    ->Arg(4096)
+    ->Arg(kLongestContext)
     ->Iterations(1)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);

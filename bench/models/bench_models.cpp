@@ -21,9 +21,9 @@
 #include <numeric>
 #include <vector>
 
+#include "bench/models/model_shapes.h"
 #include "bench/threads_flag.h"
 #include "kernels/kernels.h"
-#include "bench/models/model_shapes.h"
 #include "models/mamba.h"
 
 namespace thalamus::models {

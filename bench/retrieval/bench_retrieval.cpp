@@ -50,15 +50,24 @@ Args Parse(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
       return std::stoul(argv[++i]);
     };
-    if (a == "--n") args.n = next();
-    else if (a == "--dim") args.dim = next();
-    else if (a == "--queries") args.queries = next();
-    else if (a == "--ingest-files") args.ingest_files = next();
-    else if (a == "--clusters") args.clusters = next();
-    else if (a == "--noise") args.noise = std::stof(argv[++i]);
-    else if (a == "--skip-hnsw") args.skip_hnsw = true;
-    else if (a == "--uniform") args.uniform = true;
-    else throw std::invalid_argument("unknown argument " + a);
+    if (a == "--n")
+      args.n = next();
+    else if (a == "--dim")
+      args.dim = next();
+    else if (a == "--queries")
+      args.queries = next();
+    else if (a == "--ingest-files")
+      args.ingest_files = next();
+    else if (a == "--clusters")
+      args.clusters = next();
+    else if (a == "--noise")
+      args.noise = std::stof(argv[++i]);
+    else if (a == "--skip-hnsw")
+      args.skip_hnsw = true;
+    else if (a == "--uniform")
+      args.uniform = true;
+    else
+      throw std::invalid_argument("unknown argument " + a);
   }
   return args;
 }
@@ -115,7 +124,8 @@ Stats Measure(const VectorIndex& index, const std::vector<float>& queries, size_
 double Seconds(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 void PrintRow(const char* index, const std::string& setting, const Stats& s) {
-  std::printf("| %-5s | %-14s | %6.4f | %8.3f | %8.3f | %8.3f |\n", index, setting.c_str(), s.recall, s.p50_ms, s.p99_ms, s.mean_ms);
+  std::printf("| %-5s | %-14s | %6.4f | %8.3f | %8.3f | %8.3f |\n", index, setting.c_str(), s.recall, s.p50_ms,
+              s.p99_ms, s.mean_ms);
 }
 
 void BenchSearch(const Args& args) {
@@ -124,8 +134,8 @@ void BenchSearch(const Args& args) {
   const std::vector<float> data = Vectors(args.n, args.dim, args.uniform, rng, centres, args.noise);
   const std::vector<float> queries = Vectors(args.queries, args.dim, args.uniform, rng, centres, args.noise);
   char distribution[96];
-  std::snprintf(distribution, sizeof distribution, "Gaussian mixture, %zu clusters, noise %.3f per dimension", args.clusters,
-                args.noise);
+  std::snprintf(distribution, sizeof distribution, "Gaussian mixture, %zu clusters, noise %.3f per dimension",
+                args.clusters, args.noise);
   std::printf("## search: %zu vectors, dim %zu, %s, %zu single queries, k=10\n\n", args.n, args.dim,
               args.uniform ? "uniform on the sphere" : distribution, args.queries);
 
@@ -151,20 +161,23 @@ void BenchSearch(const Args& args) {
   VectorIndex hnsw(args.dim, hnsw_options);
   start = Clock::now();
   if (!args.skip_hnsw) hnsw.Update(data.data(), args.n, 0);
-  std::printf(", hnsw %.2fs (M %zu, efConstruction %zu)\n\n", Seconds(start), hnsw_options.hnsw_m, hnsw_options.ef_construction);
+  std::printf(", hnsw %.2fs (M %zu, efConstruction %zu)\n\n", Seconds(start), hnsw_options.hnsw_m,
+              hnsw_options.ef_construction);
 
   std::printf("| index | setting        | recall@10 | p50 ms | p99 ms | mean ms |\n");
   std::printf("|-------|----------------|--------:|---------:|---------:|---------:|\n");
   PrintRow("flat", "exact", Measure(flat, queries, args.dim, truth));
   for (size_t nprobe : {0, 4, 8, 16, 32, 64, 128}) {
     ivf.SetSearchOptions(nprobe, 0);
-    const std::string label = nprobe ? "nprobe " + std::to_string(nprobe) : "auto (" + std::to_string(ivf.effective_nprobe()) + ")";
+    const std::string label =
+        nprobe ? "nprobe " + std::to_string(nprobe) : "auto (" + std::to_string(ivf.effective_nprobe()) + ")";
     PrintRow("ivf", label, Measure(ivf, queries, args.dim, truth));
   }
   for (size_t ef : {0, 16, 32, 64, 128, 256}) {
     if (args.skip_hnsw) break;
     hnsw.SetSearchOptions(0, ef);
-    const std::string label = ef ? "efSearch " + std::to_string(ef) : "auto (" + std::to_string(hnsw.effective_ef_search(10)) + ")";
+    const std::string label =
+        ef ? "efSearch " + std::to_string(ef) : "auto (" + std::to_string(hnsw.effective_ef_search(10)) + ")";
     PrintRow("hnsw", label, Measure(hnsw, queries, args.dim, truth));
   }
   std::printf("\n");
@@ -173,10 +186,11 @@ void BenchSearch(const Args& args) {
 // Markdown-ish prose from a fixed vocabulary: realistic word lengths and
 // paragraphs, deterministic.
 std::string SyntheticDocument(std::mt19937& rng, size_t words) {
-  static const char* vocabulary[] = {"router", "expert", "gate", "query", "passage", "index", "chunk", "embedding", "the",
-                                     "of", "and", "a", "to", "retrieval", "latency", "throughput", "configuration",
-                                     "deployment", "worker", "broker", "heartbeat", "deadline", "model", "checkpoint",
-                                     "tokenizer", "inference", "kernel", "selective", "scan", "state", "is", "with"};
+  static const char* vocabulary[] = {
+      "router",        "expert",     "gate",   "query",     "passage",   "index",     "chunk",   "embedding",
+      "the",           "of",         "and",    "a",         "to",        "retrieval", "latency", "throughput",
+      "configuration", "deployment", "worker", "broker",    "heartbeat", "deadline",  "model",   "checkpoint",
+      "tokenizer",     "inference",  "kernel", "selective", "scan",      "state",     "is",      "with"};
   std::string text = "# Document\n\n";
   for (size_t i = 0; i < words; ++i) {
     text += vocabulary[rng() % (sizeof vocabulary / sizeof *vocabulary)];
@@ -186,7 +200,8 @@ std::string SyntheticDocument(std::mt19937& rng, size_t words) {
 }
 
 void BenchIngest(const Args& args) {
-  const std::filesystem::path root = std::filesystem::temp_directory_path() / ("bench_retrieval_" + std::to_string(::getpid()));
+  const std::filesystem::path root =
+      std::filesystem::temp_directory_path() / ("bench_retrieval_" + std::to_string(::getpid()));
   std::filesystem::remove_all(root);
   std::mt19937 rng(7);
   size_t bytes = 0;
@@ -209,11 +224,13 @@ void BenchIngest(const Args& args) {
   const auto embed_start = Clock::now();
   embedder.EmbedDocuments(texts, out.data());
   const double embed_seconds = Seconds(embed_start);
-  std::printf("## ingest: %zu Markdown files, %.1f MB, chunks of 1000 chars with 200 overlap, hashing embedder (dim 384), flat index\n\n",
-              args.ingest_files, bytes / 1e6);
+  std::printf(
+      "## ingest: %zu Markdown files, %.1f MB, chunks of 1000 chars with 200 overlap, hashing embedder (dim 384), flat "
+      "index\n\n",
+      args.ingest_files, bytes / 1e6);
   std::printf("| stage | chunks | seconds | chunks/s |\n|---|--:|--:|--:|\n");
-  std::printf("| ingest end to end (read, chunk, embed, index, commit) | %zu | %.2f | %.0f |\n", report.total_chunks, seconds,
-              report.total_chunks / seconds);
+  std::printf("| ingest end to end (read, chunk, embed, index, commit) | %zu | %.2f | %.0f |\n", report.total_chunks,
+              seconds, report.total_chunks / seconds);
   std::printf("| hashing embedder alone (1000-char texts) | %zu | %.2f | %.0f |\n\n", texts.size(), embed_seconds,
               texts.size() / embed_seconds);
   std::filesystem::remove_all(root);

@@ -58,9 +58,9 @@ struct Row {
   int concurrency;  // clients, or the open loop's connections
   double rate;      // open loop: offered requests per second; 0: closed loop
   LoadResult result;
-  double server_cpu_seconds = 0;  // the server processes, warm-up and drain included
-  double client_cpu_seconds = 0;  // this process, the load generator
-  double server_instructions = 0;  // the server processes, like server_cpu_seconds
+  double server_cpu_seconds = 0;     // the server processes, warm-up and drain included
+  double client_cpu_seconds = 0;     // this process, the load generator
+  double server_instructions = 0;    // the server processes, like server_cpu_seconds
   bool instructions_counted = true;  // every round had performance counters
 
   bool SamePoint(const Row& other) const { return concurrency == other.concurrency && rate == other.rate; }
@@ -186,20 +186,23 @@ const Row* ProxyRow(const std::vector<Row>& rows, const Row& row) {
 }
 
 void PrintClosedTable(const std::vector<Row>& rows) {
-  std::printf("\n| mode  | conc | req/s   | p50 us  | p99 us  | p50 vs proxy | req/s vs proxy | server CPU us/req | server kinstr/req | client CPU us/req | failures |\n");
-  std::printf("|-------|-----:|--------:|--------:|--------:|-------------:|---------------:|------------------:|------------------:|------------------:|---------:|\n");
+  std::printf(
+      "\n| mode  | conc | req/s   | p50 us  | p99 us  | p50 vs proxy | req/s vs proxy | server CPU us/req | server "
+      "kinstr/req | client CPU us/req | failures |\n");
+  std::printf(
+      "|-------|-----:|--------:|--------:|--------:|-------------:|---------------:|------------------:|--------------"
+      "----:|------------------:|---------:|\n");
   for (const Row& row : rows) {
     if (row.rate > 0) continue;
     const Row* proxy = ProxyRow(rows, row);
     const double p50 = row.result.PercentileUs(0.50);
     const double proxy_p50 = proxy ? proxy->result.PercentileUs(0.50) : 0;
     const double proxy_rps = proxy ? proxy->result.RequestsPerSecond() : 0;
-    std::printf("| %-5s | %4d | %7.0f | %7.1f | %7.1f | %12s | %14s | %17.1f | %17s | %17.1f | %8llu |\n", row.mode.c_str(),
-                row.concurrency, row.result.RequestsPerSecond(), p50, row.result.PercentileUs(0.99),
+    std::printf("| %-5s | %4d | %7.0f | %7.1f | %7.1f | %12s | %14s | %17.1f | %17s | %17.1f | %8llu |\n",
+                row.mode.c_str(), row.concurrency, row.result.RequestsPerSecond(), p50, row.result.PercentileUs(0.99),
                 Ratio(p50, proxy_p50).c_str(), Ratio(row.result.RequestsPerSecond(), proxy_rps).c_str(),
                 row.PerAnswerUs(row.server_cpu_seconds), row.InstructionsText(proxy).c_str(),
-                row.PerAnswerUs(row.client_cpu_seconds),
-                static_cast<unsigned long long>(row.result.failures));
+                row.PerAnswerUs(row.client_cpu_seconds), static_cast<unsigned long long>(row.result.failures));
   }
 }
 
@@ -213,11 +216,16 @@ std::string PercentileText(const LoadResult& result, double q) {
 }
 
 void PrintOpenTable(const std::vector<Row>& rows, int connections) {
-  std::printf("\nopen loop over %d connections; latency from each request's due time; "
-              "kept up: achieved >= 95%% of offered (else the latencies are a growing queue's)\n",
-              connections);
-  std::printf("| mode  | offered req/s | achieved req/s | kept up | p50 us  | p90 us  | p99 us  | p50 vs proxy | server CPU us/req | server kinstr/req | client CPU us/req | failures |\n");
-  std::printf("|-------|--------------:|---------------:|--------:|--------:|--------:|--------:|-------------:|------------------:|------------------:|------------------:|---------:|\n");
+  std::printf(
+      "\nopen loop over %d connections; latency from each request's due time; "
+      "kept up: achieved >= 95%% of offered (else the latencies are a growing queue's)\n",
+      connections);
+  std::printf(
+      "| mode  | offered req/s | achieved req/s | kept up | p50 us  | p90 us  | p99 us  | p50 vs proxy | server CPU "
+      "us/req | server kinstr/req | client CPU us/req | failures |\n");
+  std::printf(
+      "|-------|--------------:|---------------:|--------:|--------:|--------:|--------:|-------------:|---------------"
+      "---:|------------------:|------------------:|---------:|\n");
   for (const Row& row : rows) {
     if (!(row.rate > 0)) continue;
     const Row* proxy = ProxyRow(rows, row);
@@ -228,8 +236,7 @@ void PrintOpenTable(const std::vector<Row>& rows, int connections) {
                 PercentileText(row.result, 0.50).c_str(), PercentileText(row.result, 0.90).c_str(),
                 PercentileText(row.result, 0.99).c_str(), Ratio(p50, proxy_p50).c_str(),
                 row.PerAnswerUs(row.server_cpu_seconds), row.InstructionsText(proxy).c_str(),
-                row.PerAnswerUs(row.client_cpu_seconds),
-                static_cast<unsigned long long>(row.result.failures));
+                row.PerAnswerUs(row.client_cpu_seconds), static_cast<unsigned long long>(row.result.failures));
   }
 }
 
@@ -241,7 +248,8 @@ struct Servers {
 
 LoadResult RunMode(const std::string& mode, const Servers& servers, const LoadOptions& options) {
   if (mode == "proxy") return RunZmqLoad(servers.proxy.frontend, ZmqProtocol::kRawEcho, false, options);
-  if (mode == "zmq") return RunZmqLoad(servers.router.frontend(), ZmqProtocol::kThalamusQuery, servers.with_trace, options);
+  if (mode == "zmq")
+    return RunZmqLoad(servers.router.frontend(), ZmqProtocol::kThalamusQuery, servers.with_trace, options);
   return RunHttpLoad(servers.router.http_port(), options);
 }
 
@@ -258,8 +266,8 @@ void PrintRound(int round, const Row& row, const LoadResult& result) {
 }
 
 // Every mode at one load point, `rounds` times over, appended to `rows`.
-void MeasurePoint(const LoadOptions& options, const std::vector<std::string>& modes, int rounds,
-                  const Servers& servers, std::vector<Row>& rows) {
+void MeasurePoint(const LoadOptions& options, const std::vector<std::string>& modes, int rounds, const Servers& servers,
+                  std::vector<Row>& rows) {
   const size_t first = rows.size();
   for (const std::string& mode : modes) rows.push_back(Row{mode, options.concurrency, options.rate, {}});
   // Rounds interleave the modes, so a burst of other work on the machine
@@ -317,9 +325,10 @@ int Run(const LoadOptions& base, const Plan& plan, const RouterOptions& router_o
               router_options.binary.c_str());
   std::printf(" (front end %s, http port %d)\nconfig:\n%s", router.frontend().c_str(), router.http_port(),
               router.config_yaml().c_str());
-  std::printf("%d round(s) of a %.1f s window after %.1f s warm-up per mode, modes interleaved, pooled; "
-              "%zu-byte prompts, zmq with_trace=%s\n",
-              plan.rounds, base.seconds, base.warmup_seconds, base.payload_bytes, with_trace ? "true" : "false");
+  std::printf(
+      "%d round(s) of a %.1f s window after %.1f s warm-up per mode, modes interleaved, pooled; "
+      "%zu-byte prompts, zmq with_trace=%s\n",
+      plan.rounds, base.seconds, base.warmup_seconds, base.payload_bytes, with_trace ? "true" : "false");
   std::fflush(stdout);
 
   const Servers servers{proxy, router, with_trace};
@@ -357,31 +366,32 @@ int main(int argc, char** argv) {
   po::options_description options(
       "bench_router_overhead: thalamus-router (ZeroMQ and HTTP front ends, echo experts) against a plain ZeroMQ "
       "proxy with REP echo workers, in a closed loop and optionally an open loop");
-  options.add_options()("help,h", "show this help")
-      ("seconds", po::value(&load.seconds)->default_value(5.0), "measured window per mode and load point")
-      ("warmup", po::value(&load.warmup_seconds)->default_value(1.0), "unmeasured seconds before each window")
-      ("concurrency", po::value(&concurrency_list)->default_value("1,8,32"),
-       "closed loop: comma-separated client counts; \"\" for none")
-      ("rates", po::value(&rate_list)->default_value(""),
-       "open loop, after the closed loop: comma-separated offered requests per second over all connections "
-       "(none by default)")
-      ("open-connections", po::value(&plan.open_connections)->default_value(32),
-       "open loop: connections (sockets) the requests go out on, each carrying one at a time")
-      ("modes", po::value(&mode_list)->default_value("proxy,zmq,http"), "which of proxy, zmq, http to run")
-      ("rounds", po::value(&plan.rounds)->default_value(1), "repeat each mode this often, interleaved, and pool the samples")
-      ("payload-bytes", po::value(&load.payload_bytes)->default_value(64), "prompt length in every mode")
-      ("replicas", po::value(&router.replicas)->default_value(2), "echo experts (and proxy REP workers)")
-      ("proxy-workers", po::value(&proxy_workers)->default_value("processes"),
-       "the baseline's REP workers: \"processes\" (one each, like the experts) or \"threads\" (of the proxy's "
-       "process, sharing its ZeroMQ I/O thread)")
-      ("expert-concurrency", po::value(&router.concurrency)->default_value(2), "requests each echo expert works on at once")
-      ("expert-queue-limit", po::value(&router.queue_limit)->default_value(-1, "the most clients of any load point"),
-       "requests each echo expert holds beyond --expert-concurrency: its pipeline depth, which the broker fills "
-       "(the proxy's REP workers take all a DEALER sends them, so the default lets one replica hold every client's "
-       "request, as there)")
-      ("http-threads", po::value(&router.http_threads)->default_value(0), "the router's HTTP I/O threads (0: on its event loop thread)")
-      ("zmq-with-trace", po::value(&with_trace)->default_value(true), "ask the ZeroMQ front end for the trace (the wire default)")
-      ("router", po::value(&router.binary), "thalamus-router binary (default: beside this one)");
+  options.add_options()("help,h", "show this help")("seconds", po::value(&load.seconds)->default_value(5.0),
+                                                    "measured window per mode and load point")(
+      "warmup", po::value(&load.warmup_seconds)->default_value(1.0), "unmeasured seconds before each window")(
+      "concurrency", po::value(&concurrency_list)->default_value("1,8,32"),
+      "closed loop: comma-separated client counts; \"\" for none")(
+      "rates", po::value(&rate_list)->default_value(""),
+      "open loop, after the closed loop: comma-separated offered requests per second over all connections "
+      "(none by default)")("open-connections", po::value(&plan.open_connections)->default_value(32),
+                           "open loop: connections (sockets) the requests go out on, each carrying one at a time")(
+      "modes", po::value(&mode_list)->default_value("proxy,zmq,http"), "which of proxy, zmq, http to run")(
+      "rounds", po::value(&plan.rounds)->default_value(1),
+      "repeat each mode this often, interleaved, and pool the samples")(
+      "payload-bytes", po::value(&load.payload_bytes)->default_value(64), "prompt length in every mode")(
+      "replicas", po::value(&router.replicas)->default_value(2), "echo experts (and proxy REP workers)")(
+      "proxy-workers", po::value(&proxy_workers)->default_value("processes"),
+      "the baseline's REP workers: \"processes\" (one each, like the experts) or \"threads\" (of the proxy's "
+      "process, sharing its ZeroMQ I/O thread)")("expert-concurrency", po::value(&router.concurrency)->default_value(2),
+                                                 "requests each echo expert works on at once")(
+      "expert-queue-limit", po::value(&router.queue_limit)->default_value(-1, "the most clients of any load point"),
+      "requests each echo expert holds beyond --expert-concurrency: its pipeline depth, which the broker fills "
+      "(the proxy's REP workers take all a DEALER sends them, so the default lets one replica hold every client's "
+      "request, as there)")("http-threads", po::value(&router.http_threads)->default_value(0),
+                            "the router's HTTP I/O threads (0: on its event loop thread)")(
+      "zmq-with-trace", po::value(&with_trace)->default_value(true),
+      "ask the ZeroMQ front end for the trace (the wire default)")("router", po::value(&router.binary),
+                                                                   "thalamus-router binary (default: beside this one)");
   try {
     po::variables_map vars;
     po::store(po::parse_command_line(argc, argv, options), vars);
@@ -394,7 +404,8 @@ int main(int argc, char** argv) {
       plan.concurrencies.push_back(static_cast<int>(value));
     }
     plan.rates = ParseNumbers("--rates", rate_list, 1, 1e7, false);
-    if (plan.concurrencies.empty() && plan.rates.empty()) throw std::invalid_argument("--concurrency and --rates both empty");
+    if (plan.concurrencies.empty() && plan.rates.empty())
+      throw std::invalid_argument("--concurrency and --rates both empty");
     if (plan.open_connections < 1 || plan.open_connections > 4096) {
       throw std::invalid_argument("--open-connections must be in [1, 4096]");
     }
@@ -403,7 +414,8 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--proxy-workers: '" + proxy_workers + "' is not processes or threads");
     }
     plan.proxy_workers = proxy_workers == "threads" ? ProxyWorkers::kThreads : ProxyWorkers::kProcesses;
-    if (!(load.seconds > 0) || !(load.warmup_seconds >= 0)) throw std::invalid_argument("--seconds must be > 0, --warmup >= 0");
+    if (!(load.seconds > 0) || !(load.warmup_seconds >= 0))
+      throw std::invalid_argument("--seconds must be > 0, --warmup >= 0");
     if (plan.rounds < 1) throw std::invalid_argument("--rounds must be >= 1");
     if (load.payload_bytes < kMinPayloadBytes || load.payload_bytes > (1 << 20)) {
       throw std::invalid_argument("--payload-bytes must be in [" + std::to_string(kMinPayloadBytes) + ", 1048576]");
@@ -422,7 +434,8 @@ int main(int argc, char** argv) {
   }
   if (router.binary.empty()) router.binary = OwnDirectory() + "/thalamus-router";
   if (access(router.binary.c_str(), X_OK) != 0) {
-    std::cerr << "bench_router_overhead: no executable " << router.binary << " (build thalamus-router, or pass --router)\n";
+    std::cerr << "bench_router_overhead: no executable " << router.binary
+              << " (build thalamus-router, or pass --router)\n";
     return 2;
   }
   try {

@@ -61,8 +61,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // theirs: Beast's serializer cost this thread, which shares the two cores
     // with the router, several thousand instructions per request.
     const std::string body = R"({"messages":[{"role":"user","content":")" + prompt_ + R"("}]})";
-    request_ = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-               "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    request_ =
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
     response_ = {};
     start_ = start;
     shared_.outstanding++;
@@ -82,7 +84,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnResponse(beast::error_code ec) {
     const auto answered = Clock::now();
     if (ec) return Fail("read: " + ec.message());
-    if (response_.result_int() != 200) return Fail("HTTP " + std::to_string(response_.result_int()) + ": " + response_.body());
+    if (response_.result_int() != 200)
+      return Fail("HTTP " + std::to_string(response_.result_int()) + ": " + response_.body());
     if (!response_.keep_alive()) return Fail("the router closed a keep-alive connection");
     // The prompt is plain ASCII letters, digits and spaces, its own JSON
     // string: found as the message content, it is the echo. Parsing every

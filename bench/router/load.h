@@ -28,12 +28,12 @@ namespace thalamus::bench {
 using Clock = std::chrono::steady_clock;
 
 struct LoadOptions {
-  int concurrency = 1;             // clients; in the open loop, the connections requests go out on
-  double rate = 0;                 // open loop: requests per second over all connections; 0: closed loop
+  int concurrency = 1;  // clients; in the open loop, the connections requests go out on
+  double rate = 0;      // open loop: requests per second over all connections; 0: closed loop
   double warmup_seconds = 1.0;
   double seconds = 5.0;
-  size_t payload_bytes = 64;       // the prompt's length in every mode
-  double drain_seconds = 10.0;     // after the window: how long answers in flight may take
+  size_t payload_bytes = 64;    // the prompt's length in every mode
+  double drain_seconds = 10.0;  // after the window: how long answers in flight may take
 };
 
 struct LoadResult {
@@ -41,9 +41,9 @@ struct LoadResult {
   // loop), or due inside the window and answered before the drain deadline
   // (open loop): one latency sample each.
   uint64_t completed = 0;
-  uint64_t window_answers = 0;     // good answers that arrived inside the window, whenever sent
-  uint64_t answered = 0;           // good answers over the whole run, warm-up and drain included
-  uint64_t failures = 0;           // wrong, error or missing answers, warm-up and drain included
+  uint64_t window_answers = 0;  // good answers that arrived inside the window, whenever sent
+  uint64_t answered = 0;        // good answers over the whole run, warm-up and drain included
+  uint64_t failures = 0;        // wrong, error or missing answers, warm-up and drain included
   std::string first_error;
   double window_seconds = 0;
   std::vector<double> latencies_us;  // one per completed request

@@ -310,8 +310,6 @@ double TreeCpuSeconds(pid_t root) {
   return static_cast<double>(total) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-std::string OwnDirectory() {
-  return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
-}
+std::string OwnDirectory() { return std::filesystem::read_symlink("/proc/self/exe").parent_path().string(); }
 
 }  // namespace thalamus::bench

@@ -23,7 +23,8 @@ class ChildProcess {
   ~ChildProcess() { Stop(); }
 
   // Starts `binary` with `args`, stdout and stderr appended to `log_path`.
-  static ChildProcess Exec(const std::string& binary, const std::vector<std::string>& args, const std::string& log_path);
+  static ChildProcess Exec(const std::string& binary, const std::vector<std::string>& args,
+                           const std::string& log_path);
   pid_t pid() const { return pid_; }
   bool Running();
   // SIGTERM, up to 10 s for it to exit, then SIGKILL. Idempotent.
@@ -55,11 +56,11 @@ enum class ProxyWorkers {
 ProxyBaseline StartProxyBaseline(int workers, ProxyWorkers placement);
 
 struct RouterOptions {
-  std::string binary;        // thalamus-router
-  int replicas = 2;          // echo experts
-  int concurrency = 2;       // requests each works on at once
-  int queue_limit = 2;       // requests each holds beyond concurrency (its pipeline depth)
-  int http_threads = 0;        // 0: HTTP on the router's event loop thread
+  std::string binary;    // thalamus-router
+  int replicas = 2;      // echo experts
+  int concurrency = 2;   // requests each works on at once
+  int queue_limit = 2;   // requests each holds beyond concurrency (its pipeline depth)
+  int http_threads = 0;  // 0: HTTP on the router's event loop thread
 };
 
 // thalamus-router with one `echo` service, ready (every replica joined).

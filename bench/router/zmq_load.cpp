@@ -40,7 +40,8 @@ void Send(Client& client, ZmqProtocol protocol, bool with_trace) {
 }
 
 // Checks one whole answer; returns the error, or nullopt when it is the echo of the prompt.
-std::optional<std::string> Check(const std::vector<zmq::message_t>& frames, const Client& client, ZmqProtocol protocol) {
+std::optional<std::string> Check(const std::vector<zmq::message_t>& frames, const Client& client,
+                                 ZmqProtocol protocol) {
   if (protocol == ZmqProtocol::kRawEcho) {
     if (frames.size() != 2 || frames[0].size() != 0) return "expected [empty][payload] from the proxy";
     if (frames[1].to_string_view() != client.prompt) return "the proxy echoed a different payload";
@@ -59,7 +60,8 @@ std::optional<std::string> Check(const std::vector<zmq::message_t>& frames, cons
            (result->error() ? result->error()->str() : "");
   }
   if (result->client_request_id() != client.sequence) return "answer for another request id";
-  if (!result->answer() || result->answer()->string_view() != client.prompt) return "the answer is not the echoed prompt";
+  if (!result->answer() || result->answer()->string_view() != client.prompt)
+    return "the answer is not the echoed prompt";
   return std::nullopt;
 }
 
@@ -141,7 +143,10 @@ class PaceTimer {
 class ZmqLoad {
  public:
   ZmqLoad(const std::string& endpoint, ZmqProtocol protocol, bool with_trace, const LoadOptions& options)
-      : protocol_(protocol), with_trace_(with_trace), options_(options), context_(1),
+      : protocol_(protocol),
+        with_trace_(with_trace),
+        options_(options),
+        context_(1),
         epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
     if (epoll_fd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
     clients_.reserve(static_cast<size_t>(options.concurrency));

@@ -25,16 +25,23 @@ struct Strides2 {
 struct ScanLaunch {
   int batch = 0, dim = 0, seqlen = 0, dstate = 0;
   DType dtype = DType::kFloat32;
-  const void* u = nullptr;      Strides2 u_stride;      // (batch, dim)
-  const void* delta = nullptr;  Strides2 delta_stride;  // (batch, dim)
-  const void* z = nullptr;      Strides2 z_stride;      // (batch, dim); z may be null
-  const void* B = nullptr;      Strides2 B_stride;      // (batch, dstate)
-  const void* C = nullptr;      Strides2 C_stride;      // (batch, dstate)
-  const float* A = nullptr;     Strides2 A_stride;      // (dim, dstate)
+  const void* u = nullptr;
+  Strides2 u_stride;  // (batch, dim)
+  const void* delta = nullptr;
+  Strides2 delta_stride;  // (batch, dim)
+  const void* z = nullptr;
+  Strides2 z_stride;  // (batch, dim); z may be null
+  const void* B = nullptr;
+  Strides2 B_stride;  // (batch, dstate)
+  const void* C = nullptr;
+  Strides2 C_stride;  // (batch, dstate)
+  const float* A = nullptr;
+  Strides2 A_stride;                  // (dim, dstate)
   const float* D = nullptr;           // contiguous (dim) or null
   const float* delta_bias = nullptr;  // contiguous (dim) or null
   bool delta_softplus = false;
-  void* y = nullptr;            Strides2 y_stride;      // (batch, dim)
+  void* y = nullptr;
+  Strides2 y_stride;            // (batch, dim)
   float* last_state = nullptr;  // contiguous (batch, dim, dstate)
 };
 const char* LaunchSelectiveScan(const ScanLaunch& args, void* stream);
@@ -42,13 +49,20 @@ const char* LaunchSelectiveScan(const ScanLaunch& args, void* stream);
 struct StateUpdateLaunch {
   int batch = 0, dim = 0, dstate = 0;
   DType dtype = DType::kFloat32;
-  float* state = nullptr;   int64_t state_stride[3] = {0, 0, 0};  // (batch, dim, dstate), in place
-  const void* x = nullptr;  Strides2 x_stride;   // (batch, dim)
-  const void* dt = nullptr; Strides2 dt_stride;  // (batch, dim)
-  const void* z = nullptr;  Strides2 z_stride;   // (batch, dim) or null
-  const void* B = nullptr;  Strides2 B_stride;   // (batch, dstate)
-  const void* C = nullptr;  Strides2 C_stride;   // (batch, dstate)
-  const float* A = nullptr; Strides2 A_stride;   // (dim, dstate)
+  float* state = nullptr;
+  int64_t state_stride[3] = {0, 0, 0};  // (batch, dim, dstate), in place
+  const void* x = nullptr;
+  Strides2 x_stride;  // (batch, dim)
+  const void* dt = nullptr;
+  Strides2 dt_stride;  // (batch, dim)
+  const void* z = nullptr;
+  Strides2 z_stride;  // (batch, dim) or null
+  const void* B = nullptr;
+  Strides2 B_stride;  // (batch, dstate)
+  const void* C = nullptr;
+  Strides2 C_stride;  // (batch, dstate)
+  const float* A = nullptr;
+  Strides2 A_stride;               // (dim, dstate)
   const float* D = nullptr;        // contiguous (dim) or null
   const float* dt_bias = nullptr;  // contiguous (dim) or null
   bool dt_softplus = false;
@@ -60,19 +74,23 @@ const char* LaunchSelectiveStateUpdate(const StateUpdateLaunch& args, void* stre
 struct ConvLaunch {
   int batch = 0, dim = 0, seqlen = 0, width = 0;
   DType dtype = DType::kFloat32;
-  const void* x = nullptr;        Strides2 x_stride;  // (batch, dim)
+  const void* x = nullptr;
+  Strides2 x_stride;              // (batch, dim)
   const float* weight = nullptr;  // contiguous (dim, width)
   const float* bias = nullptr;    // contiguous (dim) or null
   bool silu = false;
-  void* out = nullptr;            Strides2 out_stride;  // (batch, dim)
+  void* out = nullptr;
+  Strides2 out_stride;  // (batch, dim)
 };
 const char* LaunchCausalConv1d(const ConvLaunch& args, void* stream);
 
 struct ConvUpdateLaunch {
   int batch = 0, dim = 0, width = 0;
   DType dtype = DType::kFloat32;  // of x, conv_state and out
-  void* conv_state = nullptr;  int64_t state_stride[3] = {0, 0, 0};  // (batch, dim, width), shifted in place
-  const void* x = nullptr;     Strides2 x_stride;  // (batch, dim)
+  void* conv_state = nullptr;
+  int64_t state_stride[3] = {0, 0, 0};  // (batch, dim, width), shifted in place
+  const void* x = nullptr;
+  Strides2 x_stride;              // (batch, dim)
   const float* weight = nullptr;  // contiguous (dim, width)
   const float* bias = nullptr;    // contiguous (dim) or null
   bool silu = false;

@@ -101,8 +101,7 @@ struct WarpRows {
 // B and C rows of state dimensions n0 .. n0 + kStates - 1 for this lane's steps.
 template <int kStates, int kItems, typename T>
 __device__ __forceinline__ void LoadStates(const ScanLaunch& p, int n0, const T* B, const T* C, int first, int valid,
-                                           bool vector_ok, float (&bn)[kStates][kItems],
-                                           float (&cn)[kStates][kItems]) {
+                                           bool vector_ok, float (&bn)[kStates][kItems], float (&cn)[kStates][kItems]) {
 #pragma unroll
   for (int s = 0; s < kStates; ++s) {
     LoadRun<kItems>(B + (n0 + s) * p.B_stride.inner + first, valid, vector_ok, bn[s]);
@@ -225,21 +224,20 @@ __global__ void __launch_bounds__(kWarps * 32) SelectiveScanKernel(ScanLaunch p,
     if (groups > 0) LoadStates<kStates, kItems>(p, 0, B, C, first, valid, vector_ok, bn0, cn0);
     int g = 0;
     for (; g + 2 <= groups; g += 2) {
-      ScanStates<kStates, kChannels, kItems>(p, g * kStates, B, C, rows, first, valid, vector_ok, lane, dt, drive,
-                                             out, bn0, cn0, (g + 1) * kStates, bn1, cn1);
-      ScanStates<kStates, kChannels, kItems>(p, (g + 1) * kStates, B, C, rows, first, valid, vector_ok, lane, dt,
-                                             drive, out, bn1, cn1, g + 2 < groups ? (g + 2) * kStates : -1, bn0,
-                                             cn0);
+      ScanStates<kStates, kChannels, kItems>(p, g * kStates, B, C, rows, first, valid, vector_ok, lane, dt, drive, out,
+                                             bn0, cn0, (g + 1) * kStates, bn1, cn1);
+      ScanStates<kStates, kChannels, kItems>(p, (g + 1) * kStates, B, C, rows, first, valid, vector_ok, lane, dt, drive,
+                                             out, bn1, cn1, g + 2 < groups ? (g + 2) * kStates : -1, bn0, cn0);
     }
     if (g < groups) {
-      ScanStates<kStates, kChannels, kItems>(p, g * kStates, B, C, rows, first, valid, vector_ok, lane, dt, drive,
-                                             out, bn0, cn0, -1, bn1, cn1);
+      ScanStates<kStates, kChannels, kItems>(p, g * kStates, B, C, rows, first, valid, vector_ok, lane, dt, drive, out,
+                                             bn0, cn0, -1, bn1, cn1);
     }
     for (int n = groups * kStates; n < p.dstate; ++n) {
       float bn[1][kItems], cn[1][kItems];
       LoadStates<1, kItems>(p, n, B, C, first, valid, vector_ok, bn, cn);
-      ScanStates<1, kChannels, kItems>(p, n, B, C, rows, first, valid, vector_ok, lane, dt, drive, out, bn, cn, -1,
-                                       bn, cn);
+      ScanStates<1, kChannels, kItems>(p, n, B, C, rows, first, valid, vector_ok, lane, dt, drive, out, bn, cn, -1, bn,
+                                       cn);
     }
 #pragma unroll
     for (int c = 0; c < kChannels; ++c) {
@@ -270,8 +268,7 @@ bool Aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 =
 template <typename T>
 bool RowsAligned(const ScanLaunch& p) {
   auto aligned = [](const void* ptr, const Strides2& s) {
-    return ptr == nullptr ||
-           (Aligned16(ptr) && (s.outer * sizeof(T)) % 16 == 0 && (s.inner * sizeof(T)) % 16 == 0);
+    return ptr == nullptr || (Aligned16(ptr) && (s.outer * sizeof(T)) % 16 == 0 && (s.inner * sizeof(T)) % 16 == 0);
   };
   return aligned(p.u, p.u_stride) && aligned(p.delta, p.delta_stride) && aligned(p.z, p.z_stride) &&
          aligned(p.B, p.B_stride) && aligned(p.C, p.C_stride) && aligned(p.y, p.y_stride);
@@ -342,9 +339,8 @@ const char* LaunchSelectiveScan(const ScanLaunch& p, void* stream) {
   if (p.batch > 65535) return "selective scan: batch must be at most 65535 on CUDA";
   if (p.batch < 0 || p.dim < 0 || p.seqlen < 0) return "selective scan: negative size";
   if (p.batch == 0 || p.dim == 0) return nullptr;
-  return WithStorageType(p.dtype, [&](auto type) {
-    return LaunchForType<decltype(type)>(p, static_cast<cudaStream_t>(stream));
-  });
+  return WithStorageType(
+      p.dtype, [&](auto type) { return LaunchForType<decltype(type)>(p, static_cast<cudaStream_t>(stream)); });
 }
 
 int VisibleDeviceCount() {

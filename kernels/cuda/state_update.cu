@@ -65,9 +65,8 @@ const char* LaunchSelectiveStateUpdate(const StateUpdateLaunch& p, void* stream)
   if (p.dstate < 1) return "selective state update: dstate must be >= 1";
   if (p.batch < 0 || p.dim < 0) return "selective state update: negative size";
   if (static_cast<int64_t>(p.batch) * p.dim == 0) return nullptr;
-  return WithStorageType(p.dtype, [&](auto type) {
-    return LaunchForType<decltype(type)>(p, static_cast<cudaStream_t>(stream));
-  });
+  return WithStorageType(
+      p.dtype, [&](auto type) { return LaunchForType<decltype(type)>(p, static_cast<cudaStream_t>(stream)); });
 }
 
 }  // namespace thalamus::kernels::cuda

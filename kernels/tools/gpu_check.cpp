@@ -58,9 +58,9 @@ struct Shape {
 
 std::string Name(const char* what, const Shape& s, torch::ScalarType type, int options) {
   char text[160];
-  std::snprintf(text, sizeof(text), "%s b=%lld d=%lld l=%lld n=%lld %s opts=%d", what,
-                static_cast<long long>(s.batch), static_cast<long long>(s.dim), static_cast<long long>(s.seqlen),
-                static_cast<long long>(s.dstate), c10::toString(type), options);
+  std::snprintf(text, sizeof(text), "%s b=%lld d=%lld l=%lld n=%lld %s opts=%d", what, static_cast<long long>(s.batch),
+                static_cast<long long>(s.dim), static_cast<long long>(s.seqlen), static_cast<long long>(s.dstate),
+                c10::toString(type), options);
   return text;
 }
 
@@ -73,8 +73,8 @@ struct ScanArgs {
     auto move = [&](const std::optional<torch::Tensor>& t) {
       return t ? std::optional<torch::Tensor>(t->to(device)) : std::nullopt;
     };
-    return {u.to(device), delta.to(device), A.to(device), B.to(device), C.to(device), move(D), move(z), move(bias),
-            softplus};
+    return {u.to(device), delta.to(device), A.to(device), B.to(device), C.to(device),
+            move(D),      move(z),          move(bias),   softplus};
   }
 };
 
@@ -97,8 +97,8 @@ ScanResult Run(const ScanArgs& a) { return SelectiveScan(a.u, a.delta, a.A, a.B,
 
 void CheckScan(Tally& tally, const Shape& s, torch::ScalarType type, int options, bool on_cuda) {
   const auto cpu = RandomScan(s, type, options);
-  const auto expected = ReferenceSelectiveScan(cpu.u, cpu.delta, cpu.A, cpu.B, cpu.C, cpu.D, cpu.z, cpu.bias,
-                                               cpu.softplus);
+  const auto expected =
+      ReferenceSelectiveScan(cpu.u, cpu.delta, cpu.A, cpu.B, cpu.C, cpu.D, cpu.z, cpu.bias, cpu.softplus);
   const auto actual = on_cuda ? Run(cpu.To(torch::kCUDA)) : Run(cpu);
   const char* where = on_cuda ? "cuda scan y" : "cpu scan y";
   Compare(tally, Name(where, s, type, options), actual.y, expected.y, ToleranceFor(type));
@@ -138,9 +138,9 @@ void CheckConv(Tally& tally, const Shape& s, int64_t width, torch::ScalarType ty
 
 void CorrectnessChecks(Tally& tally, bool cuda) {
   torch::manual_seed(0);
-  const std::vector<Shape> shapes = {{1, 3, 1, 16},   {2, 5, 3, 16},    {1, 7, 127, 1},   {2, 4, 256, 16},
-                                     {1, 6, 257, 64}, {2, 9, 1000, 16}, {1, 3, 1025, 256}, {1, 4, 4099, 16},
-                                     {1, 2, 16411, 16}};
+  const std::vector<Shape> shapes = {{1, 3, 1, 16},     {2, 5, 3, 16},    {1, 7, 127, 1},
+                                     {2, 4, 256, 16},   {1, 6, 257, 64},  {2, 9, 1000, 16},
+                                     {1, 3, 1025, 256}, {1, 4, 4099, 16}, {1, 2, 16411, 16}};
   for (const auto& s : shapes) {
     for (auto type : {torch::kFloat, torch::kHalf, torch::kBFloat16}) CheckScan(tally, s, type, 15, cuda);
   }
@@ -172,8 +172,8 @@ void SpeedReport() {
   const double copy_s = TimeCuda([&] { dst.copy_(src); }, 20);
   const double copy_bw = 2.0 * copy_bytes / copy_s / 1e9;  // read + write
   std::printf("cudaMemcpy device-to-device (torch copy_ of 1 GiB): %.0f GB/s\n", copy_bw);
-  const std::vector<Shape> shapes = {{1, 1536, 2048, 16}, {8, 1536, 2048, 16}, {1, 5120, 8192, 16},
-                                     {4, 2560, 4096, 16}};
+  const std::vector<Shape> shapes = {
+      {1, 1536, 2048, 16}, {8, 1536, 2048, 16}, {1, 5120, 8192, 16}, {4, 2560, 4096, 16}};
   for (const auto& s : shapes) {
     for (auto type : {torch::kFloat, torch::kBFloat16}) {
       const auto in = RandomScan(s, type, 15).To(torch::kCUDA);
@@ -182,18 +182,17 @@ void SpeedReport() {
       // Compulsory traffic: read u, delta, z, write y; B and C once per batch; A, D, bias; write the state.
       const double bytes = element * (4.0 * s.batch * s.dim * s.seqlen + 2.0 * s.batch * s.dstate * s.seqlen) +
                            4.0 * (s.dim * s.dstate + 2 * s.dim + s.batch * s.dim * s.dstate);
-      std::printf("scan %-40s %8.3f ms  %6.0f GB/s  (%.0f%% of memcpy)\n", Name("", s, type, 15).c_str(),
-                  scan_s * 1e3, bytes / scan_s / 1e9, 100.0 * bytes / scan_s / 1e9 / copy_bw);
+      std::printf("scan %-40s %8.3f ms  %6.0f GB/s  (%.0f%% of memcpy)\n", Name("", s, type, 15).c_str(), scan_s * 1e3,
+                  bytes / scan_s / 1e9, 100.0 * bytes / scan_s / 1e9 / copy_bw);
     }
   }
   const Shape s{1, 1536, 2048, 16};
   const auto in = RandomScan(s, torch::kFloat, 15).To(torch::kCUDA);
-  const double ops_s = TimeCuda([&] {
-    TorchOpsSelectiveScan(in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.bias, true);
-  }, 3);
+  const double ops_s =
+      TimeCuda([&] { TorchOpsSelectiveScan(in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.bias, true); }, 3);
   const double scan_s = TimeCuda([&] { Run(in); }, 20);
-  std::printf("scan b=1 d=1536 l=2048 n=16 fp32: kernel %.3f ms, torch per-step ops %.1f ms (%.0fx)\n",
-              scan_s * 1e3, ops_s * 1e3, ops_s / scan_s);
+  std::printf("scan b=1 d=1536 l=2048 n=16 fp32: kernel %.3f ms, torch per-step ops %.1f ms (%.0fx)\n", scan_s * 1e3,
+              ops_s * 1e3, ops_s / scan_s);
   auto state = torch::zeros({1, 1536, 16}, in.u.options());
   const auto x = in.u.select(2, 0), dt = in.delta.select(2, 0), B = in.B.select(2, 0), C = in.C.select(2, 0);
   const auto z = in.z->select(2, 0);

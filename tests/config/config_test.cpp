@@ -38,7 +38,8 @@ experts:
   - name: docs
     kind: rag
     index: /tmp/idx
-)", "t.yaml");
+)",
+                          "t.yaml");
   EXPECT_EQ(cfg.http.port, 0);
   EXPECT_EQ(cfg.http.threads, 3);
   EXPECT_EQ(cfg.broker.backend, "tcp://127.0.0.1:*");
@@ -63,7 +64,8 @@ TEST(Config, ErrorsNameFileLineAndKey) {
             "test.yaml:2:9: http.port: must be between 0 and 65535, got 70000");
   EXPECT_EQ(ErrorOf("experts:\n  - {name: a, kind: echo}\n  - {name: a, kind: echo}\n"),
             "test.yaml:3:12: experts[1].name: duplicate expert name 'a'");
-  EXPECT_EQ(ErrorOf("experts:\n  - {name: m, kind: mamba}\n"), "test.yaml:2:5: experts[0].model: is required for kind mamba");
+  EXPECT_EQ(ErrorOf("experts:\n  - {name: m, kind: mamba}\n"),
+            "test.yaml:2:5: experts[0].model: is required for kind mamba");
   EXPECT_EQ(ErrorOf("broker:\n  backend: localhost:5556\nexperts:\n  - {name: a, kind: echo}\n"),
             "test.yaml:2:12: broker.backend: must be a ZeroMQ endpoint like tcp://127.0.0.1:5556, tcp://0.0.0.0:* or "
             "ipc:///tmp/x, got 'localhost:5556'");
@@ -96,7 +98,8 @@ experts:
   - {name: t, kind: transformer, model: w, device: cuda}
   - {name: d, kind: rag, index: i, index_type: ivf, chunk_unit: tokens}
   - {name: e, kind: echo}
-)", "t.yaml");
+)",
+                          "t.yaml");
   EXPECT_EQ(cfg.aggregation, Aggregation::kRalm);
   const ExpertConfig& m = cfg.experts[0];
   EXPECT_EQ(m.kind, ExpertKind::kMamba);
@@ -175,9 +178,7 @@ TEST(Config, EmbeddedDefaultPathsAreRelativeToTheWorkingDirectory) {
   }
 }
 
-TEST(Config, MissingFileIsAConfigError) {
-  EXPECT_THROW(LoadFile("/nonexistent/thalamus.yaml"), ConfigError);
-}
+TEST(Config, MissingFileIsAConfigError) { EXPECT_THROW(LoadFile("/nonexistent/thalamus.yaml"), ConfigError); }
 
 TEST(Config, RelativePathsResolveAgainstTheConfigFolder) {
   testing::TempDir dir;

@@ -103,7 +103,8 @@ TEST(MambaExpertTest, AnswersAndStreams) {
 
 TEST(MambaExpertTest, ConcurrentRequestsAreBatchedAndIndependent) {
   auto expert = MakeExpert(MambaConfig());
-  const std::vector<std::string> prompts = {"import os\n", "class A:", "def g(y):\n    if", "x = [", "# comment", "print("};
+  const std::vector<std::string> prompts = {"import os\n", "class A:",  "def g(y):\n    if",
+                                            "x = [",       "# comment", "print("};
   std::vector<wire::ExpertReplyT> replies(prompts.size());
   std::vector<std::thread> threads;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -130,7 +131,8 @@ TEST(MambaExpertTest, RendersChatsAndContextByTheTemplate) {
   passage->source = "math.txt";
   request.context.push_back(std::move(passage));
   EXPECT_EQ(RenderPrompt(request),
-            "Context:\n[1] 2+2 is 4. (source: math.txt)\n\nBe brief.\n\nUser: Hi\nAssistant: Hello.\nUser: What is 2+2?\nAssistant:");
+            "Context:\n[1] 2+2 is 4. (source: math.txt)\n\nBe brief.\n\nUser: Hi\nAssistant: Hello.\nUser: What is "
+            "2+2?\nAssistant:");
   EXPECT_EQ(RenderPrompt(Prompt("plain", 1)), "plain");
 
   auto expert = MakeExpert(MambaConfig());

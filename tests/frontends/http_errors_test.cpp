@@ -11,8 +11,7 @@ namespace {
 
 using nlohmann::json;
 
-void ExpectError(const Response& response, int status, const std::string& code,
-                 const std::string& message_part = {}) {
+void ExpectError(const Response& response, int status, const std::string& code, const std::string& message_part = {}) {
   EXPECT_EQ(response.result_int(), status) << response.body();
   EXPECT_EQ(response[http::field::content_type], "application/json");
   json body = Json(response);
@@ -26,25 +25,23 @@ void ExpectError(const Response& response, int status, const std::string& code,
 TEST(HttpErrorsTest, BadJsonIs400) {
   TestServer server;
   TestClient client(server.port());
-  ExpectError(client.Request(http::verb::post, "/v1/chat/completions", "{\"messages\": [}"), 400,
-              "invalid_json", "invalid JSON body");
+  ExpectError(client.Request(http::verb::post, "/v1/chat/completions", "{\"messages\": [}"), 400, "invalid_json",
+              "invalid JSON body");
   ExpectError(client.Request(http::verb::post, "/v1/query", ""), 400, "invalid_json");
-  ExpectError(client.Request(http::verb::post, "/v1/query", "[1,2]"), 400, "invalid_json",
-              "must be a JSON object");
+  ExpectError(client.Request(http::verb::post, "/v1/query", "[1,2]"), 400, "invalid_json", "must be a JSON object");
 }
 
 TEST(HttpErrorsTest, InvalidFieldsAre400NamingTheField) {
   TestServer server;
   TestClient client(server.port());
-  Response response = client.Post(
-      "/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"temperature", -1}});
+  Response response =
+      client.Post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"temperature", -1}});
   ExpectError(response, 400, "bad_request", "temperature");
   EXPECT_EQ(Json(response)["error"]["param"], "temperature");
   EXPECT_EQ(Json(response)["error"]["type"], "invalid_request_error");
-  ExpectError(client.Post("/v1/chat/completions", {{"messages", {{{"role", "wizard"}, {"content", "x"}}}}}),
-              400, "bad_request", "messages[0].role");
-  ExpectError(client.Post("/v1/completions", {{"prompt", "x"}, {"max_tokens", 0}}), 400, "bad_request",
-              "max_tokens");
+  ExpectError(client.Post("/v1/chat/completions", {{"messages", {{{"role", "wizard"}, {"content", "x"}}}}}), 400,
+              "bad_request", "messages[0].role");
+  ExpectError(client.Post("/v1/completions", {{"prompt", "x"}, {"max_tokens", 0}}), 400, "bad_request", "max_tokens");
   EXPECT_TRUE(server.service.queries().empty()) << "invalid requests must not reach the service";
 }
 
@@ -55,9 +52,9 @@ TEST(HttpErrorsTest, QueryFailuresMapToTheirStatus) {
     const char* retry_after;
   };
   const Case cases[] = {
-      {wire::StatusCode::OVERLOADED, 429, "3"},         {wire::StatusCode::UNAVAILABLE, 503, "3"},
-      {wire::StatusCode::DEADLINE_EXCEEDED, 504, ""},   {wire::StatusCode::NOT_FOUND, 404, ""},
-      {wire::StatusCode::EXPERT_FAILED, 502, ""},       {wire::StatusCode::CONTEXT_TOO_LONG, 400, ""},
+      {wire::StatusCode::OVERLOADED, 429, "3"},       {wire::StatusCode::UNAVAILABLE, 503, "3"},
+      {wire::StatusCode::DEADLINE_EXCEEDED, 504, ""}, {wire::StatusCode::NOT_FOUND, 404, ""},
+      {wire::StatusCode::EXPERT_FAILED, 502, ""},     {wire::StatusCode::CONTEXT_TOO_LONG, 400, ""},
       {wire::StatusCode::INTERNAL, 500, ""},
   };
   TestServer server;
@@ -104,9 +101,10 @@ TEST(HttpErrorsTest, OversizedBodyIs413AndClosesTheConnection) {
     TestClient client(server.port());
     std::string chunk(900, ' ');
     std::string hex = "384";  // 900
-    client.WriteRaw("POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                    "Content-Type: application/json\r\n\r\n" + hex + "\r\n" + chunk + "\r\n" + hex + "\r\n" +
-                    chunk + "\r\n0\r\n\r\n");
+    client.WriteRaw(
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Type: application/json\r\n\r\n" +
+        hex + "\r\n" + chunk + "\r\n" + hex + "\r\n" + chunk + "\r\n0\r\n\r\n");
     ExpectError(client.ReadResponse(), 413, "body_too_large");
   }
   TestClient client(server.port());
@@ -117,18 +115,17 @@ TEST(HttpErrorsTest, OnlyJsonContentIsAccepted) {
   TestServer server;
   TestClient client(server.port());
   const std::string body = R"({"prompt":"x"})";
-  ExpectError(client.Request(http::verb::post, "/v1/completions", body, "text/plain"), 415,
-              "unsupported_media_type", "text/plain");
-  ExpectError(client.Request(http::verb::post, "/v1/completions", body, "application/x-www-form-urlencoded"),
-              415, "unsupported_media_type");
-  ExpectError(client.Request(http::verb::post, "/v1/completions", body, "application/json; charset=latin1"),
-              415, "unsupported_media_type");
-  EXPECT_EQ(client.Request(http::verb::post, "/v1/completions", body, "application/json; charset=utf-8")
-                .result_int(),
+  ExpectError(client.Request(http::verb::post, "/v1/completions", body, "text/plain"), 415, "unsupported_media_type",
+              "text/plain");
+  ExpectError(client.Request(http::verb::post, "/v1/completions", body, "application/x-www-form-urlencoded"), 415,
+              "unsupported_media_type");
+  ExpectError(client.Request(http::verb::post, "/v1/completions", body, "application/json; charset=latin1"), 415,
+              "unsupported_media_type");
+  EXPECT_EQ(client.Request(http::verb::post, "/v1/completions", body, "application/json; charset=utf-8").result_int(),
             200);
-  EXPECT_EQ(client.Request(http::verb::post, "/v1/completions", body, "Application/JSON;charset=\"UTF-8\"")
-                .result_int(),
-            200);
+  EXPECT_EQ(
+      client.Request(http::verb::post, "/v1/completions", body, "Application/JSON;charset=\"UTF-8\"").result_int(),
+      200);
 }
 
 TEST(HttpErrorsTest, MalformedHttpIs400) {
@@ -165,8 +162,7 @@ TEST(HttpErrorsTest, HostileJsonGets400) {
   std::string deep(100000, '[');
   ExpectError(client.Request(http::verb::post, "/v1/query", deep), 400, "invalid_json");
   ExpectError(client.Request(http::verb::post, "/v1/query", "{\"prompt\": \"\xff\xfe\"}"), 400, "invalid_json");
-  ExpectError(client.Post("/v1/query", {{"prompt", "x"}, {"max_tokens", 1e300}}), 400, "bad_request",
-              "max_tokens");
+  ExpectError(client.Post("/v1/query", {{"prompt", "x"}, {"max_tokens", 1e300}}), 400, "bad_request", "max_tokens");
   EXPECT_EQ(client.Get("/healthz").result_int(), 200);
 }
 

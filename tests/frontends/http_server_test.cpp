@@ -11,12 +11,12 @@ using nlohmann::json;
 TEST(HttpServerTest, ChatCompletionAnswersInOpenAIShape) {
   TestServer server;
   TestClient client(server.port());
-  Response response = client.Post("/v1/chat/completions",
-                                  {{"messages", {{{"role", "system"}, {"content", "be brief"}},
-                                                 {{"role", "user"}, {"content", "hello"}}}},
-                                   {"max_tokens", 7},
-                                   {"temperature", 0.5},
-                                   {"stop", "\n"}});
+  Response response = client.Post(
+      "/v1/chat/completions",
+      {{"messages", {{{"role", "system"}, {"content", "be brief"}}, {{"role", "user"}, {"content", "hello"}}}},
+       {"max_tokens", 7},
+       {"temperature", 0.5},
+       {"stop", "\n"}});
   ASSERT_EQ(response.result_int(), 200) << response.body();
   EXPECT_EQ(response[http::field::content_type], "application/json");
   json body = Json(response);
@@ -47,8 +47,8 @@ TEST(HttpServerTest, ChatCompletionAnswersInOpenAIShape) {
 TEST(HttpServerTest, ModelNamesTheExpert) {
   TestServer server;
   TestClient client(server.port());
-  Response response = client.Post(
-      "/v1/chat/completions", {{"model", "docs"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}});
+  Response response =
+      client.Post("/v1/chat/completions", {{"model", "docs"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}});
   ASSERT_EQ(response.result_int(), 200) << response.body();
   EXPECT_EQ(Json(response)["model"], "docs");
   EXPECT_EQ(server.service.queries().at(0).experts, std::vector<std::string>{"docs"});
@@ -71,8 +71,8 @@ TEST(HttpServerTest, CompletionsAnswerWithText) {
 TEST(HttpServerTest, NativeQueryReturnsAnswerAndTrace) {
   TestServer server;
   TestClient client(server.port());
-  Response response = client.Post(
-      "/v1/query", {{"prompt", "what is a thalamus"}, {"experts", {"echo"}}, {"deadline_ms", 500}});
+  Response response =
+      client.Post("/v1/query", {{"prompt", "what is a thalamus"}, {"experts", {"echo"}}, {"deadline_ms", 500}});
   ASSERT_EQ(response.result_int(), 200) << response.body();
   json body = Json(response);
   EXPECT_EQ(body["answer"], "echo: what is a thalamus");
@@ -147,8 +147,7 @@ TEST(HttpServerTest, MetricsCountRequestsByRouteAndStatus) {
             std::string::npos)
       << text;
   // Unknown paths share one label so clients cannot blow up the series count.
-  EXPECT_NE(text.find(R"(thalamus_http_requests_total{endpoint="other",status="404"} 1)"),
-            std::string::npos);
+  EXPECT_NE(text.find(R"(thalamus_http_requests_total{endpoint="other",status="404"} 1)"), std::string::npos);
   EXPECT_NE(text.find(R"(thalamus_http_request_duration_seconds_count{endpoint="/v1/chat/completions"} 2)"),
             std::string::npos);
   EXPECT_EQ(text.find("nowhere"), std::string::npos);
@@ -158,8 +157,8 @@ TEST(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
   TestServer server;
   TestClient client(server.port());
   for (int i = 0; i < 5; ++i) {
-    Response chat = client.Post("/v1/chat/completions",
-                                {{"messages", {{{"role", "user"}, {"content", std::to_string(i)}}}}});
+    Response chat =
+        client.Post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", std::to_string(i)}}}}});
     ASSERT_EQ(chat.result_int(), 200);
     EXPECT_TRUE(chat.keep_alive());
     EXPECT_EQ(Json(chat)["choices"][0]["message"]["content"], "echo: " + std::to_string(i));
@@ -172,8 +171,10 @@ TEST(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
   TestServer server;
   TestClient client(server.port());
   std::string body = R"({"prompt":"a"})";
-  std::string one = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::string one =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
   client.WriteRaw(one + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + one);
   EXPECT_EQ(Json(client.ReadResponse())["choices"][0]["text"], "echo: a");
   EXPECT_EQ(Json(client.ReadResponse())["status"], "ok");
@@ -184,9 +185,10 @@ TEST(HttpServerTest, ExpectContinueGetsAnInterimAnswer) {
   TestServer server;
   TestClient client(server.port());
   std::string body = R"({"prompt":"later"})";
-  client.WriteRaw("POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-                  "Content-Type: application/json\r\nContent-Length: " +
-                  std::to_string(body.size()) + "\r\n\r\n");
+  client.WriteRaw(
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n");
   http::response_parser<http::empty_body> interim;
   http::read_header(client.socket(), client.buffer(), interim);
   EXPECT_EQ(interim.get().result(), http::status::continue_);

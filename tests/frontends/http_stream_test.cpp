@@ -30,8 +30,10 @@ using Parser = http::response_parser<http::string_body>;
 // complete event; the rest stays unread on the socket.
 void ReadFirstEvent(TestClient& client, const json& request, Parser& parser) {
   std::string body = request.dump();
-  client.WriteRaw("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  client.WriteRaw(
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body);
   http::read_header(client.socket(), client.buffer(), parser);
   while (parser.get().body().find("\n\n") == std::string::npos) {
     http::read_some(client.socket(), client.buffer(), parser);
@@ -75,12 +77,10 @@ TEST(HttpStreamTest, CompletionsStreamText) {
   TestServer server;
   server.service.SetScript({.partials = 2});
   TestClient client(server.port());
-  std::vector<json> events =
-      ParseEvents(client.Post("/v1/completions", {{"prompt", "abc"}, {"stream", true}}).body());
+  std::vector<json> events = ParseEvents(client.Post("/v1/completions", {{"prompt", "abc"}, {"stream", true}}).body());
   ASSERT_EQ(events.size(), 4u);
   EXPECT_EQ(events[0]["object"], "text_completion");
-  EXPECT_EQ(events[0]["choices"][0]["text"].get<std::string>() +
-                events[1]["choices"][0]["text"].get<std::string>(),
+  EXPECT_EQ(events[0]["choices"][0]["text"].get<std::string>() + events[1]["choices"][0]["text"].get<std::string>(),
             "echo: abc");
   EXPECT_EQ(events[2]["choices"][0]["finish_reason"], "stop");
   EXPECT_EQ(events[3], "[DONE]");
@@ -90,8 +90,7 @@ TEST(HttpStreamTest, NativeQueryStreamsDeltasThenTheResult) {
   TestServer server;
   server.service.SetScript({.partials = 2});
   TestClient client(server.port());
-  std::vector<json> events =
-      ParseEvents(client.Post("/v1/query", {{"prompt", "q"}, {"stream", true}}).body());
+  std::vector<json> events = ParseEvents(client.Post("/v1/query", {{"prompt", "q"}, {"stream", true}}).body());
   ASSERT_EQ(events.size(), 4u);
   EXPECT_EQ(events[0]["object"], "thalamus.query.delta");
   EXPECT_EQ(events[0]["delta"].get<std::string>() + events[1]["delta"].get<std::string>(), "echo: q");
@@ -137,8 +136,8 @@ TEST(HttpStreamTest, SplitCharactersAreReassembled) {
 
 TEST(HttpStreamTest, FailureBeforeAnyPartialIsAPlainError) {
   TestServer server;
-  server.service.SetScript({.status = wire::StatusCode::UNAVAILABLE, .error = "no live worker for echo",
-                            .retry_after_ms = 1500});
+  server.service.SetScript(
+      {.status = wire::StatusCode::UNAVAILABLE, .error = "no live worker for echo", .retry_after_ms = 1500});
   TestClient client(server.port());
   Response response = client.Post("/v1/chat/completions", ChatRequest("x"));
   EXPECT_EQ(response.result_int(), 503);
@@ -150,8 +149,8 @@ TEST(HttpStreamTest, FailureBeforeAnyPartialIsAPlainError) {
 
 TEST(HttpStreamTest, FailureAfterPartialsIsAnErrorEvent) {
   TestServer server;
-  server.service.SetScript({.partials = 2, .status = wire::StatusCode::EXPERT_FAILED,
-                            .error = "worker died", .fail_after_partials = true});
+  server.service.SetScript(
+      {.partials = 2, .status = wire::StatusCode::EXPERT_FAILED, .error = "worker died", .fail_after_partials = true});
   TestClient client(server.port());
   Response response = client.Post("/v1/chat/completions", ChatRequest("abc"));
   ASSERT_EQ(response.result_int(), 200);  // the status line left before the failure
@@ -185,8 +184,10 @@ TEST(HttpStreamTest, Http10ClientsGetAStreamEndedByClose) {
   TestServer server;
   TestClient client(server.port());
   std::string body = ChatRequest("old").dump();
-  client.WriteRaw("POST /v1/chat/completions HTTP/1.0\r\nContent-Type: application/json\r\n"
-                  "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  client.WriteRaw(
+      "POST /v1/chat/completions HTTP/1.0\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body);
   std::string raw = client.ReadUntilClosed();
   size_t head_end = raw.find("\r\n\r\n");
   ASSERT_NE(head_end, std::string::npos) << raw;

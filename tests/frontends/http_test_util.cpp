@@ -5,11 +5,11 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
-#include <algorithm>
 #include <stdexcept>
 
 namespace thalamus::frontends::testing {

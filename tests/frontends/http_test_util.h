@@ -10,15 +10,15 @@
 #include <condition_variable>
 #include <deque>
 #include <memory>
-#include <optional>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "router/event_loop.h"
 #include "frontends/http_server.h"
+#include "router/event_loop.h"
 #include "router/metrics.h"
 #include "router/query_service.h"
 

@@ -24,7 +24,8 @@ std::string ErrorOf(const std::string& path) {
 
 TEST(GateExamples, ReadsTextAndExpertSkippingBlankLines) {
   testing::TempDir dir;
-  const std::string path = dir.Write("ok.jsonl", "{\"text\": \"hi\", \"expert\": \"chat\"}\n\n  \n{\"text\": \"x\", \"expert\": \"code\"}\n");
+  const std::string path = dir.Write(
+      "ok.jsonl", "{\"text\": \"hi\", \"expert\": \"chat\"}\n\n  \n{\"text\": \"x\", \"expert\": \"code\"}\n");
   const std::vector<GateExample> examples = ReadGateExamples(path);
   ASSERT_EQ(examples.size(), 2u);
   EXPECT_EQ(examples[0].text, "hi");
@@ -37,8 +38,9 @@ TEST(GateExamples, BadLinesAreErrorsNamingFileAndLine) {
                 .find("bad.jsonl:3: \"expert\" must be"),
             std::string::npos);
   EXPECT_NE(ErrorOf(dir.Write("notjson.jsonl", "[1, 2]\n")).find(":1: not a JSON object"), std::string::npos);
-  EXPECT_NE(ErrorOf(dir.Write("empty_text.jsonl", "{\"text\": \"\", \"expert\": \"code\"}\n")).find(":1: \"text\" must be"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf(dir.Write("empty_text.jsonl", "{\"text\": \"\", \"expert\": \"code\"}\n")).find(":1: \"text\" must be"),
+      std::string::npos);
   EXPECT_NE(ErrorOf(dir.path() + "/missing.jsonl").find("cannot read the examples file"), std::string::npos);
 }
 

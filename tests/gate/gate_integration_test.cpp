@@ -123,8 +123,10 @@ TEST(GateIntegration, TrainedGateRoutesToTheRightExpert) {
 TEST(GateIntegration, GateFileForOtherServicesIsRefused) {
   testing::TempDir dir;
   TrainGate(dir);
-  const std::string config = dir.Write("other.yaml", kHeader + "gate: {path: gate.pt}\nexperts:\n"
-                                                               "  - {name: code, kind: echo}\n  - {name: chat, kind: echo}\n");
+  const std::string config =
+      dir.Write("other.yaml", kHeader +
+                                  "gate: {path: gate.pt}\nexperts:\n"
+                                  "  - {name: code, kind: echo}\n  - {name: chat, kind: echo}\n");
   Process router(testing::BinDir() + "/thalamus-router", {"--config", config}, dir.path() + "/router.log");
   EXPECT_EQ(router.Wait(20s), 1);
   const std::string log = testing::ReadFile(dir.path() + "/router.log");
@@ -219,12 +221,15 @@ TEST(GateIntegration, LoadAwareGateDemotesABusyExpertAndSkipsADeadOne) {
                   "  - {name: math, kind: echo, prefix: '[math] '}\n"
                   "  - {name: general, kind: echo, prefix: '[general] ', launch: external}\n",
                   /*wait_ready=*/false);
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = HttpRequest(cluster.port(), "GET", "/readyz");
-    if (r.status == 0) return false;
-    json services = json::parse(r.body)["services"];
-    return services["code"]["live_workers"] == 1 && services["math"]["live_workers"] == 1;
-  }, 20s)) << testing::ReadFile(cluster.log());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = HttpRequest(cluster.port(), "GET", "/readyz");
+        if (r.status == 0) return false;
+        json services = json::parse(r.body)["services"];
+        return services["code"]["live_workers"] == 1 && services["math"]["live_workers"] == 1;
+      },
+      20s))
+      << testing::ReadFile(cluster.log());
 
   // Idle: the code question goes to code.
   json idle = cluster.Query({{"prompt", kRouted[0].first}, {"deadline_ms", 10000}});
@@ -240,16 +245,19 @@ TEST(GateIntegration, LoadAwareGateDemotesABusyExpertAndSkipsADeadOne) {
   std::atomic<int> busy_ok{0};
   for (int i = 0; i < 3; ++i) {
     busy.emplace_back([&] {
-      auto r = HttpRequest(cluster.port(), "POST", "/v1/query", json({{"prompt", "busy"}, {"experts", {"code"}}}).dump());
+      auto r =
+          HttpRequest(cluster.port(), "POST", "/v1/query", json({{"prompt", "busy"}, {"experts", {"code"}}}).dump());
       if (r.status == 200) ++busy_ok;
     });
   }
-  const bool busy_seen = WaitFor([&] {
-    auto r = HttpRequest(cluster.port(), "GET", "/readyz");
-    if (r.status == 0) return false;
-    const json code = json::parse(r.body)["services"]["code"];
-    return code["queued"].get<int>() + code["in_flight"].get<int>() == 3;
-  }, 5s);
+  const bool busy_seen = WaitFor(
+      [&] {
+        auto r = HttpRequest(cluster.port(), "GET", "/readyz");
+        if (r.status == 0) return false;
+        const json code = json::parse(r.body)["services"]["code"];
+        return code["queued"].get<int>() + code["in_flight"].get<int>() == 3;
+      },
+      5s);
   EXPECT_TRUE(busy_seen);
   if (busy_seen) {
     json loaded = cluster.Query({{"prompt", kRouted[0].first}});
@@ -303,10 +311,11 @@ TEST(GateIntegration, GateEvalReportsAccuracyConfusionCalibrationAndBaseline) {
   testing::TempDir dir;
   TrainGate(dir);
   std::string output;
-  ASSERT_EQ(Thalamus({"gate", "eval", "--config", dir.path() + "/train.yaml", "--gate", dir.path() + "/gate.pt", "--data",
-                      std::string(THALAMUS_SOURCE_DIR) + "/examples/gate/heldout.jsonl", "--train", kExamples},
-                     dir, &output),
-            0)
+  ASSERT_EQ(
+      Thalamus({"gate", "eval", "--config", dir.path() + "/train.yaml", "--gate", dir.path() + "/gate.pt", "--data",
+                std::string(THALAMUS_SOURCE_DIR) + "/examples/gate/heldout.jsonl", "--train", kExamples},
+               dir, &output),
+      0)
       << output;
   EXPECT_NE(output.find("45 examples"), std::string::npos) << output;
   EXPECT_NE(output.find("gate: accuracy 0."), std::string::npos) << output;
@@ -320,13 +329,14 @@ TEST(GateIntegration, EvalRalmScoresAnswersAgainstARouter) {
   // An echo expert repeats the question: a question containing its answer
   // scores, one that does not, fails.
   Cluster cluster(dir, "experts:\n  - {name: echo, kind: echo}\n");
-  const std::string questions = dir.Write(
-      "qa.jsonl",
-      "{\"id\": \"q1\", \"question\": \"Is the capital of France Paris?\", \"answers\": [\"Paris\", \"Paris, France\"]}\n"
-      "{\"question\": \"Who wrote Hamlet?\", \"answer\": {\"value\": \"Shakespeare\", \"aliases\": [\"W. Shakespeare\"]}}\n");
+  const std::string questions = dir.Write("qa.jsonl",
+                                          "{\"id\": \"q1\", \"question\": \"Is the capital of France Paris?\", "
+                                          "\"answers\": [\"Paris\", \"Paris, France\"]}\n"
+                                          "{\"question\": \"Who wrote Hamlet?\", \"answer\": {\"value\": "
+                                          "\"Shakespeare\", \"aliases\": [\"W. Shakespeare\"]}}\n");
   std::string output;
-  ASSERT_EQ(Thalamus({"eval", "ralm", "--router", "http://127.0.0.1:" + std::to_string(cluster.port()), "--data", questions,
-                      "--k", "1,2", "--out", dir.path() + "/results.jsonl"},
+  ASSERT_EQ(Thalamus({"eval", "ralm", "--router", "http://127.0.0.1:" + std::to_string(cluster.port()), "--data",
+                      questions, "--k", "1,2", "--out", dir.path() + "/results.jsonl"},
                      dir, &output),
             0)
       << output;
@@ -345,7 +355,8 @@ TEST(GateIntegration, EvalRalmScoresAnswersAgainstARouter) {
   EXPECT_NE(output.find("    1      2     0.500   0.000"), std::string::npos) << output;
   EXPECT_NE(output.find("    2      2     0.500"), std::string::npos) << output;
 
-  EXPECT_EQ(Thalamus({"eval", "ralm", "--router", "ftp://x", "--data", questions, "--out", dir.path() + "/r.jsonl"}, dir), 2);
+  EXPECT_EQ(
+      Thalamus({"eval", "ralm", "--router", "ftp://x", "--data", questions, "--out", dir.path() + "/r.jsonl"}, dir), 2);
 }
 
 }  // namespace

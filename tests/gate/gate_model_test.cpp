@@ -67,10 +67,11 @@ TEST_F(GateModelTest, TheRouterGateUsesTheModelInConfigOrder) {
   options.embedder = "hashing:256";
   options.epochs = 150;
   GateModel::Train({"math", "code"}, Examples(), options, Path("gate.pt"));
-  const config::Config cfg = config::LoadString(
-      "gate: {path: " + Path("gate.pt") + ", top_k: 2, threshold: 0.99}\n"
-      "experts:\n  - {name: code, kind: echo}\n  - {name: math, kind: echo}\n",
-      Path("thalamus.yaml"));
+  const config::Config cfg =
+      config::LoadString("gate: {path: " + Path("gate.pt") +
+                             ", top_k: 2, threshold: 0.99}\n"
+                             "experts:\n  - {name: code, kind: echo}\n  - {name: math, kind: echo}\n",
+                         Path("thalamus.yaml"));
   Gate gate(cfg);
   EXPECT_TRUE(gate.trained());
   wire::QueryT query;
@@ -122,8 +123,9 @@ TEST_F(GateModelTest, ClearErrorsForBadFilesAndTrainingSets) {
   EXPECT_NE(error_of([&] { GateModel::Load(Path("junk.pt")); }).find("not a readable gate file"), std::string::npos);
 
   GateTrainOptions options;
-  EXPECT_NE(error_of([&] { GateModel::Train({"math", "code"}, {{"hi", "chat"}}, options, Path("g.pt")); })
-                .find("names expert 'chat', which the config does not have"),
+  EXPECT_NE(error_of([&] {
+              GateModel::Train({"math", "code"}, {{"hi", "chat"}}, options, Path("g.pt"));
+            }).find("names expert 'chat', which the config does not have"),
             std::string::npos);
   EXPECT_NE(error_of([&] { GateModel::Train({"math"}, Examples(), options, Path("g.pt")); }).find("at least two"),
             std::string::npos);

@@ -112,7 +112,8 @@ TEST(GateSelect, QueryTextAndTokens) {
   EXPECT_EQ(GateText(prompt), "12345678");
   EXPECT_EQ(QueryTokens(prompt), 2u);
   wire::QueryT chat;
-  for (auto [role, content] : {std::pair{"system", "be brief"}, {"user", "first"}, {"assistant", "ok"}, {"user", "second q"}}) {
+  for (auto [role, content] :
+       {std::pair{"system", "be brief"}, {"user", "first"}, {"assistant", "ok"}, {"user", "second q"}}) {
     auto message = std::make_unique<wire::ChatMessageT>();
     message->role = role;
     message->content = content;
@@ -153,7 +154,8 @@ TEST(GateFallback, DefaultExpertThenFirstGenerator) {
 
 TEST(GateConfig, RalmAndGateKeysAreValidated) {
   const config::Config cfg = config::LoadString(
-      "gate: {load_aware: false, load_alpha: 2.5, context_aware: false, long_context_tokens: 5000, long_context_boost: 8}\n"
+      "gate: {load_aware: false, load_alpha: 2.5, context_aware: false, long_context_tokens: 5000, long_context_boost: "
+      "8}\n"
       "ralm: {k: 2, template: \"Q: {question}\\nC: {context}\\nA:\", max_prompt_tokens: 900}\n"
       "experts:\n  - {name: a, kind: echo}\n",
       "t.yaml");

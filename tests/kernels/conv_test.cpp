@@ -67,7 +67,8 @@ TEST(CausalConv1dUpdate, TokenByTokenEqualsPrefill) {
       const auto prefill = CausalConv1d(x, weight, bias, true);
       auto conv_state = torch::zeros({batch, dim, width}, dtype);
       std::vector<torch::Tensor> outs;
-      for (int64_t t = 0; t < seqlen; ++t) outs.push_back(CausalConv1dUpdate(x.select(2, t), conv_state, weight, bias, true));
+      for (int64_t t = 0; t < seqlen; ++t)
+        outs.push_back(CausalConv1dUpdate(x.select(2, t), conv_state, weight, bias, true));
       EXPECT_TRUE(AllClose(torch::stack(outs, 2), prefill, ToleranceFor(dtype))) << c10::toString(dtype);
       // The window now holds the last `width` inputs.
       EXPECT_TRUE(torch::equal(conv_state, x.narrow(2, seqlen - width, width))) << c10::toString(dtype);

@@ -49,12 +49,26 @@ class DeviceArray {
   size_t ElementSize() const { return dtype_ == DType::kFloat32 ? 4 : 2; }
   void Encode(float v, unsigned char* out) const {
     if (dtype_ == DType::kFloat32) std::memcpy(out, &v, 4);
-    if (dtype_ == DType::kFloat16) { const __half h = __float2half(v); std::memcpy(out, &h, 2); }
-    if (dtype_ == DType::kBFloat16) { const __nv_bfloat16 h = __float2bfloat16(v); std::memcpy(out, &h, 2); }
+    if (dtype_ == DType::kFloat16) {
+      const __half h = __float2half(v);
+      std::memcpy(out, &h, 2);
+    }
+    if (dtype_ == DType::kBFloat16) {
+      const __nv_bfloat16 h = __float2bfloat16(v);
+      std::memcpy(out, &h, 2);
+    }
   }
   float Decode(const unsigned char* in) const {
-    if (dtype_ == DType::kFloat16) { __half h; std::memcpy(&h, in, 2); return __half2float(h); }
-    if (dtype_ == DType::kBFloat16) { __nv_bfloat16 h; std::memcpy(&h, in, 2); return __bfloat162float(h); }
+    if (dtype_ == DType::kFloat16) {
+      __half h;
+      std::memcpy(&h, in, 2);
+      return __half2float(h);
+    }
+    if (dtype_ == DType::kBFloat16) {
+      __nv_bfloat16 h;
+      std::memcpy(&h, in, 2);
+      return __bfloat162float(h);
+    }
     float v;
     std::memcpy(&v, in, 4);
     return v;
@@ -167,7 +181,8 @@ TEST(CudaRawStateUpdate, MatchesCpuLoop) {
     const auto D = Random(dim, -1, 1, rng), bias = Random(dim, 0, 0.5, rng);
     DeviceArray dstate_arr(state, DType::kFloat32), dx(x, DType::kFloat32), ddt(dt, DType::kFloat32);
     DeviceArray dz(z, DType::kFloat32), dA(A, DType::kFloat32), dB(B, DType::kFloat32), dC(C, DType::kFloat32);
-    DeviceArray dD(D, DType::kFloat32), dbias(bias, DType::kFloat32), dy(std::vector<float>(batch * dim), DType::kFloat32);
+    DeviceArray dD(D, DType::kFloat32), dbias(bias, DType::kFloat32),
+        dy(std::vector<float>(batch * dim), DType::kFloat32);
     std::vector<float> y(batch * dim);
     for (int b = 0; b < batch; ++b) {
       for (int d = 0; d < dim; ++d) {

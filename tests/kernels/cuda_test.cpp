@@ -41,9 +41,15 @@ TEST(CudaKernels, ScanMatchesReference) {
     ExpectCudaScanMatchesReference({.batch = 1, .dim = 4, .seqlen = 300, .dstate = dstate, .seed = 32});
   }
   for (int mask = 0; mask < 16; ++mask) {
-    ExpectCudaScanMatchesReference({.batch = 2, .dim = 5, .seqlen = 77, .dstate = 8, .has_D = (mask & 1) != 0,
-                                    .has_z = (mask & 2) != 0, .has_bias = (mask & 4) != 0,
-                                    .softplus = (mask & 8) != 0, .seed = 33});
+    ExpectCudaScanMatchesReference({.batch = 2,
+                                    .dim = 5,
+                                    .seqlen = 77,
+                                    .dstate = 8,
+                                    .has_D = (mask & 1) != 0,
+                                    .has_z = (mask & 2) != 0,
+                                    .has_bias = (mask & 4) != 0,
+                                    .softplus = (mask & 8) != 0,
+                                    .seed = 33});
   }
   for (auto dtype : {torch::kHalf, torch::kBFloat16}) {
     ExpectCudaScanMatchesReference({.batch = 2, .dim = 8, .seqlen = 500, .dstate = 16, .dtype = dtype, .seed = 34});
@@ -68,15 +74,15 @@ TEST(CudaKernels, StateUpdateAndConvMatchReference) {
   const auto A = -torch::rand({dim, dstate}), B = torch::randn({batch, dstate}), C = torch::randn({batch, dstate});
   const auto D = torch::randn({dim}), bias = torch::rand({dim});
   const auto y_ref = ReferenceSelectiveStateUpdate(state, x, dt, A, B, C, D, z, bias, true);
-  const auto y = SelectiveStateUpdate(state_gpu, x.cuda(), dt.cuda(), A.cuda(), B.cuda(), C.cuda(), D.cuda(),
-                                      z.cuda(), bias.cuda(), true);
+  const auto y = SelectiveStateUpdate(state_gpu, x.cuda(), dt.cuda(), A.cuda(), B.cuda(), C.cuda(), D.cuda(), z.cuda(),
+                                      bias.cuda(), true);
   EXPECT_TRUE(AllClose(y, y_ref, ToleranceFor(torch::kFloat)));
   EXPECT_TRUE(AllClose(state_gpu, state, ToleranceFor(torch::kFloat)));
 
   const auto seq = torch::randn({batch, dim, 100}), weight = torch::randn({dim, width});
   const auto conv_ref = ReferenceCausalConv1d(seq, weight, bias, true);
-  EXPECT_TRUE(AllClose(CausalConv1d(seq.cuda(), weight.cuda(), bias.cuda(), true), conv_ref,
-                       ToleranceFor(torch::kFloat)));
+  EXPECT_TRUE(
+      AllClose(CausalConv1d(seq.cuda(), weight.cuda(), bias.cuda(), true), conv_ref, ToleranceFor(torch::kFloat)));
   auto window = torch::zeros({batch, dim, width}, torch::kCUDA);
   std::vector<torch::Tensor> outs;
   for (int64_t t = 0; t < 100; ++t) {

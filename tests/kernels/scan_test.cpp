@@ -48,9 +48,15 @@ TEST(SelectiveScanCpu, ChannelCountsAroundTheLaneWidth) {
 
 TEST(SelectiveScanCpu, EveryOptionalInputCombination) {
   for (int mask = 0; mask < 16; ++mask) {
-    ExpectScanMatchesReference({.batch = 2, .dim = 20, .seqlen = 129, .dstate = 8, .has_D = (mask & 1) != 0,
-                                .has_z = (mask & 2) != 0, .has_bias = (mask & 4) != 0,
-                                .softplus = (mask & 8) != 0, .seed = 4});
+    ExpectScanMatchesReference({.batch = 2,
+                                .dim = 20,
+                                .seqlen = 129,
+                                .dstate = 8,
+                                .has_D = (mask & 1) != 0,
+                                .has_z = (mask & 2) != 0,
+                                .has_bias = (mask & 4) != 0,
+                                .softplus = (mask & 8) != 0,
+                                .seed = 4});
   }
 }
 
@@ -129,15 +135,21 @@ namespace {
 
 TEST(TorchOpsSelectiveScan, MatchesReference) {
   for (int mask : {0, 5, 10, 15}) {
-    const testing::ScanOptions options{.batch = 2, .dim = 11, .seqlen = 45, .dstate = 6, .has_D = (mask & 1) != 0,
-                                       .has_z = (mask & 2) != 0, .has_bias = (mask & 4) != 0,
-                                       .softplus = (mask & 8) != 0, .seed = 9};
+    const testing::ScanOptions options{.batch = 2,
+                                       .dim = 11,
+                                       .seqlen = 45,
+                                       .dstate = 6,
+                                       .has_D = (mask & 1) != 0,
+                                       .has_z = (mask & 2) != 0,
+                                       .has_bias = (mask & 4) != 0,
+                                       .softplus = (mask & 8) != 0,
+                                       .seed = 9};
     SCOPED_TRACE(testing::Describe(options));
     const auto in = testing::MakeScanInputs(options);
-    const auto ops = TorchOpsSelectiveScan(in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias,
-                                           in.delta_softplus);
-    const auto ref = ReferenceSelectiveScan(in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias,
-                                            in.delta_softplus);
+    const auto ops =
+        TorchOpsSelectiveScan(in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias, in.delta_softplus);
+    const auto ref =
+        ReferenceSelectiveScan(in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias, in.delta_softplus);
     EXPECT_TRUE(testing::AllClose(ops.y, ref.y, testing::ToleranceFor(torch::kFloat)));
     EXPECT_TRUE(testing::AllClose(ops.last_state, ref.last_state, testing::ToleranceFor(torch::kFloat)));
   }

@@ -29,8 +29,8 @@ ScanResult DecodeTokenByToken(const testing::ScanInputs& in, bool use_reference)
     const auto B = in.B.select(2, t), C = in.C.select(2, t);
     ys.push_back(use_reference ? ReferenceSelectiveStateUpdate(state, x, dt, in.A, B, C, in.D, Step(in.z, t),
                                                                in.delta_bias, in.delta_softplus)
-                               : SelectiveStateUpdate(state, x, dt, in.A, B, C, in.D, Step(in.z, t),
-                                                      in.delta_bias, in.delta_softplus));
+                               : SelectiveStateUpdate(state, x, dt, in.A, B, C, in.D, Step(in.z, t), in.delta_bias,
+                                                      in.delta_softplus));
   }
   return {torch::stack(ys, 2), state};
 }
@@ -38,8 +38,8 @@ ScanResult DecodeTokenByToken(const testing::ScanInputs& in, bool use_reference)
 void ExpectDecodeMatchesScan(const ScanOptions& options) {
   SCOPED_TRACE(Describe(options));
   const auto in = MakeScanInputs(options);
-  const auto scan = ReferenceSelectiveScan(in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias,
-                                           in.delta_softplus);
+  const auto scan =
+      ReferenceSelectiveScan(in.u, in.delta, in.A, in.B, in.C, in.D, in.z, in.delta_bias, in.delta_softplus);
   for (bool use_reference : {false, true}) {
     SCOPED_TRACE(use_reference ? "reference state update" : "optimized state update");
     const auto decoded = DecodeTokenByToken(in, use_reference);
@@ -55,8 +55,14 @@ TEST(SelectiveStateUpdate, TokenByTokenEqualsScan) {
 
 TEST(SelectiveStateUpdate, TokenByTokenEqualsScanForEveryOption) {
   for (int mask = 0; mask < 16; ++mask) {
-    ExpectDecodeMatchesScan({.batch = 1, .dim = 9, .seqlen = 7, .dstate = 5, .has_D = (mask & 1) != 0,
-                             .has_z = (mask & 2) != 0, .has_bias = (mask & 4) != 0, .softplus = (mask & 8) != 0,
+    ExpectDecodeMatchesScan({.batch = 1,
+                             .dim = 9,
+                             .seqlen = 7,
+                             .dstate = 5,
+                             .has_D = (mask & 1) != 0,
+                             .has_z = (mask & 2) != 0,
+                             .has_bias = (mask & 4) != 0,
+                             .softplus = (mask & 8) != 0,
                              .seed = 12});
   }
 }
@@ -93,8 +99,8 @@ TEST(SelectiveStateUpdate, UpdatesNonContiguousStateInPlace) {
   const auto x = torch::randn({batch, dim}), dt = torch::rand({batch, dim});
   const auto A = -torch::rand({dim, dstate}), B = torch::randn({batch, dstate}), C = torch::randn({batch, dstate});
   const auto y = SelectiveStateUpdate(state, x, dt, A, B, C, std::nullopt, std::nullopt, std::nullopt, false);
-  const auto y_ref = ReferenceSelectiveStateUpdate(expected_state, x, dt, A, B, C, std::nullopt, std::nullopt,
-                                                   std::nullopt, false);
+  const auto y_ref =
+      ReferenceSelectiveStateUpdate(expected_state, x, dt, A, B, C, std::nullopt, std::nullopt, std::nullopt, false);
   EXPECT_TRUE(AllClose(y, y_ref, ToleranceFor(torch::kFloat)));
   // The caller's storage itself changed.
   EXPECT_TRUE(AllClose(storage.transpose(1, 2), expected_state, ToleranceFor(torch::kFloat)));

@@ -25,8 +25,7 @@ inline Tolerance ToleranceFor(torch::ScalarType type) {
 }
 
 // Fails (with the worst element) unless |actual - expected| <= atol + rtol * |expected| everywhere.
-inline ::testing::AssertionResult AllClose(const torch::Tensor& actual, const torch::Tensor& expected,
-                                           Tolerance tol) {
+inline ::testing::AssertionResult AllClose(const torch::Tensor& actual, const torch::Tensor& expected, Tolerance tol) {
   if (actual.sizes() != expected.sizes()) {
     return ::testing::AssertionFailure() << "shape " << actual.sizes() << " != " << expected.sizes();
   }
@@ -74,10 +73,10 @@ inline ScanInputs MakeScanInputs(const ScanOptions& o) {
 }
 
 inline std::string Describe(const ScanOptions& o) {
-  return "batch=" + std::to_string(o.batch) + " dim=" + std::to_string(o.dim) + " seqlen=" +
-         std::to_string(o.seqlen) + " dstate=" + std::to_string(o.dstate) + " D=" + std::to_string(o.has_D) +
-         " z=" + std::to_string(o.has_z) + " bias=" + std::to_string(o.has_bias) +
-         " softplus=" + std::to_string(o.softplus) + " dtype=" + std::string(c10::toString(o.dtype));
+  return "batch=" + std::to_string(o.batch) + " dim=" + std::to_string(o.dim) + " seqlen=" + std::to_string(o.seqlen) +
+         " dstate=" + std::to_string(o.dstate) + " D=" + std::to_string(o.has_D) + " z=" + std::to_string(o.has_z) +
+         " bias=" + std::to_string(o.has_bias) + " softplus=" + std::to_string(o.softplus) +
+         " dtype=" + std::string(c10::toString(o.dtype));
 }
 
 }  // namespace thalamus::kernels::testing

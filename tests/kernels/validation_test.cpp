@@ -95,14 +95,20 @@ TEST(StateUpdateValidation, WrongShapesAndDtypes) {
               "B must have shape (batch=2, dstate=3)");
   ExpectError([&] { ReferenceSelectiveStateUpdate(state, x, dt, A, B, C, torch::ones({5}), none, none, true); },
               "D must have shape (dim=4)");
-  ExpectError([&] { SelectiveStateUpdate(state, x, dt, A, B, C, none, torch::ones({2, 5}), none, true); },
-              "z must have shape (batch=2, dim=4)");
+  ExpectError(
+      [&] {
+        SelectiveStateUpdate(state, x, dt, A, B, C, none, torch::ones({2, 5}), none, true);
+      },
+      "z must have shape (batch=2, dim=4)");
 }
 
 TEST(ConvValidation, WrongShapes) {
   const auto x = torch::randn({2, 4, 6}), weight = torch::randn({4, 3});
-  ExpectError([&] { CausalConv1d(x, torch::randn({5, 3}), std::nullopt, false); },
-              "weight must have shape (dim=4, width=3)");
+  ExpectError(
+      [&] {
+        CausalConv1d(x, torch::randn({5, 3}), std::nullopt, false);
+      },
+      "weight must have shape (dim=4, width=3)");
   ExpectError([&] { ReferenceCausalConv1d(x, weight, torch::randn({3}), false); }, "bias must have shape (dim=4)");
   ExpectError([&] { CausalConv1d(x.select(2, 0), weight, std::nullopt, false); }, "x must be (batch, dim, seqlen)");
   ExpectError([&] { CausalConv1d(x, torch::randn({4, 0}), std::nullopt, false); }, "width >= 1");
@@ -123,7 +129,9 @@ TEST(DeviceValidation, CudaTensorsWithoutCudaKernels) {
   ExpectError([&] { CausalConv1d(x, torch::randn({2, 2}), std::nullopt, false); }, "weight is on cpu");
 }
 
-TEST(Threads, RejectsNonPositiveCount) { ExpectError([] { SetCpuThreads(0); }, "n must be >= 1"); }
+TEST(Threads, RejectsNonPositiveCount) {
+  ExpectError([] { SetCpuThreads(0); }, "n must be >= 1");
+}
 
 }  // namespace
 }  // namespace thalamus::kernels

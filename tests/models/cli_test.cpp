@@ -69,7 +69,8 @@ TEST(CliTest, LogitsAndGenerateTakeAGptNeoxCheckpoint) {
   Output run = RunTool("logits --model " + model + " --ids " + Join(ExpectedIds("ids_b", "gpt_neox-tiny-parallel")));
   ASSERT_EQ(run.status, 0);
   nlohmann::json out = nlohmann::json::parse(run.out);
-  torch::Tensor expected = SafeTensors::Open(kDataDir + "/gpt_neox-tiny-parallel-expected.safetensors").Load("logits_b");
+  torch::Tensor expected =
+      SafeTensors::Open(kDataDir + "/gpt_neox-tiny-parallel-expected.safetensors").Load("logits_b");
   ASSERT_EQ(out["logits"].size(), static_cast<size_t>(expected.size(0)));
   for (int64_t t = 0; t < expected.size(0); ++t) {
     torch::Tensor row = torch::tensor(out["logits"][t].get<std::vector<float>>());
@@ -95,7 +96,8 @@ TEST(CliTest, GenerateStreamsTheGreedyContinuation) {
   Tokenizer tokenizer = Tokenizer::FromFile(kDataDir + "/mamba-tiny-hf/tokenizer.json");
   std::string prompt = tokenizer.Decode(ExpectedIds("greedy_prompt"));
   ASSERT_EQ(tokenizer.Encode(prompt), ExpectedIds("greedy_prompt"));
-  Output run = RunTool("generate --model " + kDataDir + "/mamba-tiny-hf --max-tokens 16 --prompt \"$(printf 'def f(x):\\n    return')\"");
+  Output run = RunTool("generate --model " + kDataDir +
+                       "/mamba-tiny-hf --max-tokens 16 --prompt \"$(printf 'def f(x):\\n    return')\"");
   ASSERT_EQ(run.status, 0);
   EXPECT_EQ(run.out, tokenizer.Decode(ExpectedIds("greedy_tokens"), true) + "\n");
 }

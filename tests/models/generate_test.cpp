@@ -65,7 +65,8 @@ TEST_F(GenerateTest, LogProbabilityIsOfThePlainSoftmax) {
   GenerationResult result = RunOne(Request(prompt, 1));
   ASSERT_EQ(result.tokens.size(), 1u);
   torch::Tensor logits = MambaExpected().Load("logits_a")[4];
-  EXPECT_NEAR(result.logprob_sum, torch::log_softmax(logits.to(torch::kFloat64), 0)[result.tokens[0]].item<double>(), 1e-3);
+  EXPECT_NEAR(result.logprob_sum, torch::log_softmax(logits.to(torch::kFloat64), 0)[result.tokens[0]].item<double>(),
+              1e-3);
   EXPECT_LT(result.logprob_sum, 0.0);
 }
 
@@ -85,7 +86,8 @@ TEST_F(GenerateTest, StreamedPiecesAddUpToTheText) {
 
 TEST_F(GenerateTest, BatchedRequestsMatchSeparateRuns) {
   // Five requests through three slots: some wait, slots are reused and compacted.
-  std::vector<std::vector<int32_t>> prompts = {{5}, {10, 20, 30, 40, 50, 60, 70}, {300, 301}, {42, 43, 44, 45}, {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}};
+  std::vector<std::vector<int32_t>> prompts = {
+      {5}, {10, 20, 30, 40, 50, 60, 70}, {300, 301}, {42, 43, 44, 45}, {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}};
   std::vector<int64_t> lengths = {12, 3, 20, 7, 15};
   auto make = [&](size_t i) { return Request(prompts[i], lengths[i], i % 2 ? 0.8f : 0.0f, 100 + i); };
   std::vector<GenerationRequest> batch;
@@ -212,7 +214,8 @@ TEST(SamplerTest, TopKAndTopPNarrowTheChoice) {
   Sampler k_sampler(top_k);
   std::set<int32_t> seen;
   for (int i = 0; i < 500; ++i) seen.insert(k_sampler.Sample(logits));
-  EXPECT_EQ(seen, (std::set<int32_t>{static_cast<int32_t>(order[0]), static_cast<int32_t>(order[1]), static_cast<int32_t>(order[2])}));
+  EXPECT_EQ(seen, (std::set<int32_t>{static_cast<int32_t>(order[0]), static_cast<int32_t>(order[1]),
+                                     static_cast<int32_t>(order[2])}));
 
   SamplingParams top_p;
   top_p.temperature = 1.0f;

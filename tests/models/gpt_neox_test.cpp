@@ -31,7 +31,8 @@ std::string Dir(const std::string& name) { return kDataDir + "/" + name; }
 const SafeTensors& Expected(const std::string& name) {
   static std::map<std::string, SafeTensors> cache;
   auto it = cache.find(name);
-  if (it == cache.end()) it = cache.emplace(name, SafeTensors::Open(kDataDir + "/" + name + "-expected.safetensors")).first;
+  if (it == cache.end())
+    it = cache.emplace(name, SafeTensors::Open(kDataDir + "/" + name + "-expected.safetensors")).first;
   return it->second;
 }
 
@@ -80,9 +81,11 @@ TEST_P(GptNeoxFidelityTest, CachedDecodeMatchesFullRecompute) {
   torch::Tensor expected_logits = expected().Load("logits_a");
   for (size_t prompt : {size_t{1}, size_t{2}, size_t{9}}) {
     auto state = model->NewState(1);
-    ExpectClose(model->Prefill(*state, 0, std::span(ids).first(prompt), false), expected_logits.narrow(0, prompt - 1, 1), "prefill");
+    ExpectClose(model->Prefill(*state, 0, std::span(ids).first(prompt), false),
+                expected_logits.narrow(0, prompt - 1, 1), "prefill");
     for (size_t t = prompt; t < ids.size(); ++t) {
-      ExpectClose(model->Step(*state, std::span(ids).subspan(t, 1)), expected_logits.narrow(0, t, 1), "step " + std::to_string(t));
+      ExpectClose(model->Step(*state, std::span(ids).subspan(t, 1)), expected_logits.narrow(0, t, 1),
+                  "step " + std::to_string(t));
     }
   }
 }
@@ -118,7 +121,7 @@ TEST_P(GptNeoxFidelityTest, GreedyGenerationMatchesTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Checkpoints, GptNeoxFidelityTest, ::testing::Values(kParallel, kSequential, kFp16),
                          [](const auto& info) {
-                           return info.param == kParallel ? std::string("parallel_residual")
+                           return info.param == kParallel     ? std::string("parallel_residual")
                                   : info.param == kSequential ? std::string("sequential_residual_sharded")
                                                               : std::string("float16_weights");
                          });
@@ -151,7 +154,8 @@ TEST(GptNeoxTest, BatchedGenerationMatchesSeparateRuns) {
   Tokenizer tokenizer = Tokenizer::FromFile(Dir(kSequential) + "/tokenizer.json");
   auto requests = [] {
     std::vector<GenerationRequest> list;
-    for (std::vector<int32_t> prompt : {std::vector<int32_t>{5, 6, 7}, std::vector<int32_t>{900}, std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 8}}) {
+    for (std::vector<int32_t> prompt :
+         {std::vector<int32_t>{5, 6, 7}, std::vector<int32_t>{900}, std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 8}}) {
       GenerationRequest request;
       request.prompt = prompt;
       request.sampling.max_tokens = static_cast<int64_t>(4 + prompt.size());  // they finish at different steps
@@ -219,7 +223,8 @@ class ScratchCheckpoint {
       kept.push_back({renamed == rename.end() ? name : renamed->second, "F32", tensors.Shape(name),
                       testing_support::Bytes(tensors.Load(name))});
     }
-    std::ofstream(path() + "/model.safetensors", std::ios::binary | std::ios::trunc) << testing_support::Serialize(kept);
+    std::ofstream(path() + "/model.safetensors", std::ios::binary | std::ios::trunc)
+        << testing_support::Serialize(kept);
   }
   void WriteConfig(const std::string& from, const std::string& to) const {
     std::ifstream in(path() + "/config.json");
@@ -294,8 +299,9 @@ TEST(GptNeoxTest, ContextLimitIsEnforced) {
   model->Prefill(*state, 0, std::span(ids).first(15), false);
   model->Step(*state, std::vector<int32_t>{3});  // position 15, the last one
   EXPECT_THROW(model->Step(*state, std::vector<int32_t>{3}), std::invalid_argument);
-  EXPECT_THROW(model->Prefill(*state, 1, std::vector<int32_t>{1008}, false), std::invalid_argument);  // outside the vocabulary
-  EXPECT_THROW(model->Prefill(*state, 2, std::vector<int32_t>{1}, false), std::invalid_argument);     // no such slot
+  EXPECT_THROW(model->Prefill(*state, 1, std::vector<int32_t>{1008}, false),
+               std::invalid_argument);  // outside the vocabulary
+  EXPECT_THROW(model->Prefill(*state, 2, std::vector<int32_t>{1}, false), std::invalid_argument);  // no such slot
 }
 
 TEST(GptNeoxTest, ContextPolicyErrorsOrKeepsTheEndOfThePrompt) {

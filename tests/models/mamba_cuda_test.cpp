@@ -36,7 +36,8 @@ void ExpectClose(const torch::Tensor& actual, const torch::Tensor& expected, dou
   ASSERT_TRUE(actual.defined()) << what;
   const torch::Tensor a = actual.to(torch::kCPU, torch::kFloat32), e = expected.to(torch::kCPU, torch::kFloat32);
   ASSERT_EQ(a.sizes(), e.sizes()) << what;
-  EXPECT_TRUE(torch::allclose(a, e, rtol, atol)) << what << ": max abs difference " << (a - e).abs().max().item<float>();
+  EXPECT_TRUE(torch::allclose(a, e, rtol, atol))
+      << what << ": max abs difference " << (a - e).abs().max().item<float>();
 }
 
 // bf16 keeps ~3 significant digits per operation, and the devices round
@@ -81,8 +82,8 @@ TEST(MambaCudaTest, GraphDecodeMatchesTransformers) {
   torch::Tensor expected = MambaExpected().Load("logits_a");
   for (size_t prompt : {size_t{1}, size_t{3}, size_t{7}}) {
     auto state = model->NewState(1);
-    ExpectClose(model->Prefill(*state, 0, std::span(ids).first(prompt), false), expected.narrow(0, prompt - 1, 1),
-                6e-4, 2e-3, "prefill");
+    ExpectClose(model->Prefill(*state, 0, std::span(ids).first(prompt), false), expected.narrow(0, prompt - 1, 1), 6e-4,
+                2e-3, "prefill");
     for (size_t t = prompt; t < ids.size(); ++t) {
       ExpectClose(model->Step(*state, std::span(ids).subspan(t, 1)), expected.narrow(0, t, 1), 6e-4, 2e-3,
                   "step " + std::to_string(t));

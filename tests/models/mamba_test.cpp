@@ -49,15 +49,19 @@ TEST_P(MambaFidelityTest, StepByStepDecodeMatchesPrefill) {
   torch::Tensor expected = MambaExpected().Load("logits_a");
   for (size_t prompt : {size_t{1}, size_t{3}, size_t{7}}) {  // shorter and longer than the conv window
     auto state = model->NewState(1);
-    ExpectClose(model->Prefill(*state, 0, std::span(ids).first(prompt), false), expected.narrow(0, prompt - 1, 1), "prefill");
+    ExpectClose(model->Prefill(*state, 0, std::span(ids).first(prompt), false), expected.narrow(0, prompt - 1, 1),
+                "prefill");
     for (size_t t = prompt; t < ids.size(); ++t) {
-      ExpectClose(model->Step(*state, std::span(ids).subspan(t, 1)), expected.narrow(0, t, 1), "step " + std::to_string(t));
+      ExpectClose(model->Step(*state, std::span(ids).subspan(t, 1)), expected.narrow(0, t, 1),
+                  "step " + std::to_string(t));
     }
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(BothNamings, MambaFidelityTest, ::testing::Values(kMambaHfDir, kMambaStateSpacesDir),
-                         [](const auto& info) { return info.param == kMambaHfDir ? std::string("transformers") : std::string("state_spaces"); });
+                         [](const auto& info) {
+                           return info.param == kMambaHfDir ? std::string("transformers") : std::string("state_spaces");
+                         });
 
 TEST(MambaTest, BatchedStepMatchesSingleSequences) {
   std::unique_ptr<MambaModel> model = MambaModel::Load(kMambaHfDir);
@@ -153,7 +157,9 @@ class MambaBrokenCheckpointTest : public ::testing::Test {
 };
 
 TEST_F(MambaBrokenCheckpointTest, MissingTensorIsNamed) {
-  WriteWeights([](auto& tensors) { std::erase_if(tensors, [](const auto& t) { return t.name == "backbone.layers.1.mixer.A_log"; }); });
+  WriteWeights([](auto& tensors) {
+    std::erase_if(tensors, [](const auto& t) { return t.name == "backbone.layers.1.mixer.A_log"; });
+  });
   EXPECT_NE(LoadError().find("no tensor named 'backbone.layers.1.mixer.A_log'"), std::string::npos) << LoadError();
 }
 
@@ -166,12 +172,15 @@ TEST_F(MambaBrokenCheckpointTest, ShapeMismatchShowsBothShapes) {
     }
   });
   std::string error = LoadError();
-  EXPECT_NE(error.find("'backbone.layers.0.mixer.x_proj.weight' has shape [128, 36], expected [36, 128]"), std::string::npos)
+  EXPECT_NE(error.find("'backbone.layers.0.mixer.x_proj.weight' has shape [128, 36], expected [36, 128]"),
+            std::string::npos)
       << error;
 }
 
 TEST_F(MambaBrokenCheckpointTest, ExtraLayerMeansWrongConfig) {
-  WriteWeights([](auto& tensors) { tensors.push_back({"backbone.layers.2.norm.weight", "F32", {64}, std::string(256, '\0')}); });
+  WriteWeights([](auto& tensors) {
+    tensors.push_back({"backbone.layers.2.norm.weight", "F32", {64}, std::string(256, '\0')});
+  });
   std::string error = LoadError();
   EXPECT_NE(error.find("unexpected tensor 'backbone.layers.2.norm.weight'"), std::string::npos) << error;
   EXPECT_NE(error.find("n_layer 2"), std::string::npos) << error;
@@ -184,9 +193,11 @@ TEST_F(MambaBrokenCheckpointTest, MissingWeightsAndUnsupportedConfigs) {
   EXPECT_NE(LoadError().find("only pytorch_model.bin found"), std::string::npos);
 
   WriteWeights([](auto&) {});
-  std::ofstream(dir_ / "config.json") << R"({"d_model": 64, "n_layer": 2, "vocab_size": 1003, "ssm_cfg": {"layer": "Mamba2"}})";
+  std::ofstream(dir_ / "config.json")
+      << R"({"d_model": 64, "n_layer": 2, "vocab_size": 1003, "ssm_cfg": {"layer": "Mamba2"}})";
   EXPECT_NE(LoadError().find("layer: \"Mamba2\" is not supported"), std::string::npos) << LoadError();
-  std::ofstream(dir_ / "config.json") << R"({"hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 1008, "model_type": "mamba2"})";
+  std::ofstream(dir_ / "config.json")
+      << R"({"hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 1008, "model_type": "mamba2"})";
   EXPECT_NE(LoadError().find("model_type"), std::string::npos) << LoadError();
   std::ofstream(dir_ / "config.json") << R"({"d_model": 64, "n_layer": "two", "vocab_size": 1003})";
   EXPECT_NE(LoadError().find("n_layer: must be an integer"), std::string::npos) << LoadError();
@@ -199,7 +210,8 @@ TEST_F(MambaBrokenCheckpointTest, MissingWeightsAndUnsupportedConfigs) {
                 return std::string(e.what());
               }
               return std::string();
-            })().find("not a directory"),
+            })()
+                .find("not a directory"),
             std::string::npos);
 }
 

@@ -53,8 +53,9 @@ TEST_F(SafeTensorsTest, ReadsF32TensorsAndShapes) {
   torch::Tensor weight = torch::arange(6, torch::kFloat32).reshape({2, 3});
   torch::Tensor bias = torch::tensor({-1.5f, 2.25f});
   // An odd header length puts the data off its natural alignment.
-  std::string path = Write("a.safetensors", Serialize({{"layer.weight", "F32", {2, 3}, Bytes(weight)},
-                                                      {"layer.bias", "F32", {2}, Bytes(bias)}}, 3));
+  std::string path =
+      Write("a.safetensors",
+            Serialize({{"layer.weight", "F32", {2, 3}, Bytes(weight)}, {"layer.bias", "F32", {2}, Bytes(bias)}}, 3));
   SafeTensors tensors = SafeTensors::Open(path);
   EXPECT_EQ(tensors.Names(), (std::vector<std::string>{"layer.bias", "layer.weight"}));
   EXPECT_TRUE(tensors.Has("layer.weight"));
@@ -151,9 +152,11 @@ TEST_F(SafeTensorsTest, DirectoryWithSingleFile) {
 
 TEST_F(SafeTensorsTest, DirectoryWithShards) {
   Write("model-00001-of-00002.safetensors", Serialize({{"a", "F32", {1}, Bytes(torch::full({1}, 2.0f))}}));
-  Write("model-00002-of-00002.safetensors", Serialize({{"b", "BF16", {1}, Bytes(torch::full({1}, 3.0f, torch::kBFloat16))}}));
-  nlohmann::json index = {{"metadata", {{"total_size", 6}}},
-                          {"weight_map", {{"a", "model-00001-of-00002.safetensors"}, {"b", "model-00002-of-00002.safetensors"}}}};
+  Write("model-00002-of-00002.safetensors",
+        Serialize({{"b", "BF16", {1}, Bytes(torch::full({1}, 3.0f, torch::kBFloat16))}}));
+  nlohmann::json index = {
+      {"metadata", {{"total_size", 6}}},
+      {"weight_map", {{"a", "model-00001-of-00002.safetensors"}, {"b", "model-00002-of-00002.safetensors"}}}};
   Write("model.safetensors.index.json", index.dump());
   SafeTensors tensors = SafeTensors::OpenDirectory(dir_.string());
   EXPECT_EQ(tensors.Names(), (std::vector<std::string>{"a", "b"}));

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/types.h>
+#include <nlohmann/json.hpp>
 
 namespace thalamus::models::testing_support {
 
@@ -31,7 +31,9 @@ inline std::string Serialize(const std::vector<RawTensor>& tensors, size_t heade
   header["__metadata__"] = {{"format", "pt"}};
   std::string data;
   for (const RawTensor& tensor : tensors) {
-    header[tensor.name] = {{"dtype", tensor.dtype}, {"shape", tensor.shape}, {"data_offsets", {data.size(), data.size() + tensor.bytes.size()}}};
+    header[tensor.name] = {{"dtype", tensor.dtype},
+                           {"shape", tensor.shape},
+                           {"data_offsets", {data.size(), data.size() + tensor.bytes.size()}}};
     data += tensor.bytes;
   }
   std::string json = header.dump() + std::string(header_padding, ' ');

@@ -36,7 +36,8 @@ void ExpectMatchesHuggingFace(const Tokenizer& tokenizer, const std::string& nam
     std::vector<int32_t> ids = tokenizer.Encode(text);
     EXPECT_EQ(ids, Ids(want["ids"])) << name << " case " << i << ": " << text;
     EXPECT_EQ(tokenizer.Decode(Ids(want["ids"])), want["decoded"].get<std::string>()) << name << " case " << i;
-    EXPECT_EQ(tokenizer.Decode(Ids(want["ids"]), true), want["decoded_skip_special"].get<std::string>()) << name << " case " << i;
+    EXPECT_EQ(tokenizer.Decode(Ids(want["ids"]), true), want["decoded_skip_special"].get<std::string>())
+        << name << " case " << i;
     for (size_t j = 0; j < want["ids"].size(); ++j) {
       int32_t id = want["ids"][j].get<int32_t>();
       EXPECT_EQ(tokenizer.Decode(std::vector<int32_t>{id}), want["decoded_each"][j].get<std::string>())
@@ -116,12 +117,16 @@ std::string LoadError(const std::string& json) {
 TEST(TokenizerTest, RefusesWhatItDoesNotImplement) {
   const std::string byte_level = R"({"type": "ByteLevel", "add_prefix_space": false})";
   EXPECT_NE(LoadError("{").find("test.json: bad JSON"), std::string::npos);
-  EXPECT_NE(LoadError(R"({"normalizer": {"type": "NFKC"}, "pre_tokenizer": )" + byte_level + "}").find("normalizer 'NFKC'"),
+  EXPECT_NE(
+      LoadError(R"({"normalizer": {"type": "NFKC"}, "pre_tokenizer": )" + byte_level + "}").find("normalizer 'NFKC'"),
+      std::string::npos);
+  EXPECT_NE(LoadError(R"({"pre_tokenizer": {"type": "Whitespace"}})").find("pre_tokenizer 'Whitespace'"),
             std::string::npos);
-  EXPECT_NE(LoadError(R"({"pre_tokenizer": {"type": "Whitespace"}})").find("pre_tokenizer 'Whitespace'"), std::string::npos);
-  EXPECT_NE(LoadError(R"({"pre_tokenizer": )" + byte_level + R"(, "model": {"type": "WordPiece", "vocab": {}}})").find("model 'WordPiece'"),
+  EXPECT_NE(LoadError(R"({"pre_tokenizer": )" + byte_level + R"(, "model": {"type": "WordPiece", "vocab": {}}})")
+                .find("model 'WordPiece'"),
             std::string::npos);
-  EXPECT_NE(LoadError(R"({"pre_tokenizer": )" + byte_level + R"(, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})")
+  EXPECT_NE(LoadError(R"({"pre_tokenizer": )" + byte_level +
+                      R"(, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})")
                 .find("lacks the symbol of byte"),
             std::string::npos);
 }

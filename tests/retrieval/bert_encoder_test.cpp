@@ -91,10 +91,12 @@ TEST(BertEncoder, MakeEmbedderLoadsCheckpointDirectories) {
 }
 
 TEST(BertEncoder, ReportsBrokenCheckpoints) {
-  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / ("broken_bert_" + std::to_string(::getpid()));
+  const std::filesystem::path dir =
+      std::filesystem::path(::testing::TempDir()) / ("broken_bert_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   for (const char* name : {"config.json", "vocab.txt", "model.safetensors", "tokenizer_config.json"}) {
-    std::filesystem::copy_file(kData + "/tiny-bge/" + name, dir / name, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::copy_file(kData + "/tiny-bge/" + name, dir / name,
+                               std::filesystem::copy_options::overwrite_existing);
   }
   EXPECT_NO_THROW(BertEncoder(dir.string()));
   // A config that disagrees with the weights names the tensor.

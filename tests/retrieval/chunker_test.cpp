@@ -36,13 +36,17 @@ void CheckInvariants(const std::string& text, const ChunkOptions& options, const
       EXPECT_GT(chunk.start, chunks[i - 1].start);
       if (chunk.start < chunks[i - 1].end) {
         const std::string_view shared = std::string_view(text).substr(chunk.start, chunks[i - 1].end - chunk.start);
-        if (options.unit == ChunkUnit::kCharacters) { EXPECT_LE(Chars(shared), options.overlap) << "chunk " << i; }
+        if (options.unit == ChunkUnit::kCharacters) {
+          EXPECT_LE(Chars(shared), options.overlap) << "chunk " << i;
+        }
       }
     }
     for (size_t b = chunk.start; b < chunk.end; ++b) covered[b] = true;
   }
   for (size_t b = 0; b < text.size(); ++b) {
-    if (!IsSpace(text[b])) { ASSERT_TRUE(covered[b]) << "byte " << b << " is in no chunk"; }
+    if (!IsSpace(text[b])) {
+      ASSERT_TRUE(covered[b]) << "byte " << b << " is in no chunk";
+    }
   }
 }
 
@@ -70,14 +74,17 @@ TEST(Chunker, HardCutsTextWithoutBreaksWithExactOverlap) {
 }
 
 TEST(Chunker, PrefersParagraphThenLineThenSentenceBreaks) {
-  const std::string paragraph = "First paragraph has words. More words here\n\nSecond paragraph starts here and goes on";
+  const std::string paragraph =
+      "First paragraph has words. More words here\n\nSecond paragraph starts here and goes on";
   std::vector<TextChunk> chunks = ChunkText(paragraph, {60, 0});
   ASSERT_GE(chunks.size(), 2u);
-  EXPECT_EQ(paragraph.substr(chunks[0].start, chunks[0].end - chunks[0].start), "First paragraph has words. More words here");
+  EXPECT_EQ(paragraph.substr(chunks[0].start, chunks[0].end - chunks[0].start),
+            "First paragraph has words. More words here");
 
   const std::string sentences = "A first sentence that is long enough. Another one follows it, and then more text";
   chunks = ChunkText(sentences, {50, 0});
-  EXPECT_EQ(sentences.substr(chunks[0].start, chunks[0].end - chunks[0].start), "A first sentence that is long enough.");
+  EXPECT_EQ(sentences.substr(chunks[0].start, chunks[0].end - chunks[0].start),
+            "A first sentence that is long enough.");
 }
 
 TEST(Chunker, OverlapStartsAtAWordBoundary) {

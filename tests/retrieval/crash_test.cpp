@@ -103,7 +103,9 @@ TEST_P(CrashPointTest, KilledWriterLeavesAReadableIndex) {
   const std::vector<Passage> hits = retriever.Search("about apples bananas", 1);
   ASSERT_EQ(hits.size(), 1u);
   EXPECT_NE(hits[0].text.find(committed ? "bananas" : "apples"), std::string::npos) << hits[0].text;
-  if (!committed) { EXPECT_EQ(retriever.size(), old_size); }
+  if (!committed) {
+    EXPECT_EQ(retriever.size(), old_size);
+  }
   ExpectConsistent(index, std::regex("apples|bananas"));
 
   // The next writer finishes the job and sweeps up what the dead one left.
@@ -120,7 +122,8 @@ TEST_P(CrashPointTest, KilledWriterLeavesAReadableIndex) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Points, CrashPointTest,
-                         ::testing::Values("store:vectors-half-written", "store:before-manifest", "store:after-manifest"),
+                         ::testing::Values("store:vectors-half-written", "store:before-manifest",
+                                           "store:after-manifest"),
                          [](const auto& info) {
                            std::string name = info.param;
                            for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';

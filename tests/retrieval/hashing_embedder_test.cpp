@@ -55,7 +55,8 @@ TEST(HashingEmbedder, VectorsAreUnitLengthOrZero) {
 TEST(HashingEmbedder, SimilarTextsScoreHigherThanUnrelatedOnes) {
   const HashingEmbedder embedder;
   const auto query = Embed(embedder, "how is the gate network trained?");
-  const auto related = Embed(embedder, "The gate is a small MLP trained offline from labelled examples by thalamus gate train.");
+  const auto related =
+      Embed(embedder, "The gate is a small MLP trained offline from labelled examples by thalamus gate train.");
   const auto unrelated = Embed(embedder, "Kubernetes manifests deploy the router and one Deployment per expert kind.");
   EXPECT_GT(Dot(query, related), Dot(query, unrelated) + 0.1f);
 

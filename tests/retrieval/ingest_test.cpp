@@ -37,7 +37,8 @@ std::unique_ptr<DomainStore> Reopen(const std::string& dir) { return DomainStore
 // A small corpus with everything a repository has besides documentation.
 void WriteCorpus(const TempTree& tree) {
   tree.Write("src/README.md", "# Gate\n\nThe gate is a small MLP trained offline from labelled examples.\n");
-  tree.Write("src/broker.cpp", "// The broker picks the least-loaded live worker and enforces deadlines.\nint Pick();\n");
+  tree.Write("src/broker.cpp",
+             "// The broker picks the least-loaded live worker and enforces deadlines.\nint Pick();\n");
   tree.Write("src/notes.txt", "Kubernetes manifests deploy the router and one Deployment per expert kind.\n");
   tree.Write("src/image.png", std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16));
   tree.Write("src/build/generated.cpp", "// generated: the gate is trained\n");
@@ -106,7 +107,8 @@ TEST(Ingest, ChangedFileReplacesItsChunks) {
   tree.Write("src/design.md", long_text);
   Ingest(index, HashingEmbedder(), {tree.Path("src")}, Options(tree));
   const auto before = Reopen(index);
-  const size_t old_design_chunks = before->sources().at(std::filesystem::canonical(tree.Path("src/design.md")).string()).chunks;
+  const size_t old_design_chunks =
+      before->sources().at(std::filesystem::canonical(tree.Path("src/design.md")).string()).chunks;
   ASSERT_GT(old_design_chunks, 5u);
   uint64_t broker_id = 0;
   for (const ChunkRecord& c : before->chunks()) broker_id = c.source == "src/broker.cpp" ? c.id : broker_id;
@@ -123,7 +125,9 @@ TEST(Ingest, ChangedFileReplacesItsChunks) {
   EXPECT_FALSE(AnyChunkContains(*after, "old design"));
   EXPECT_TRUE(AnyChunkContains(*after, "new design"));
   for (const ChunkRecord& c : after->chunks()) {
-    if (c.source == "src/broker.cpp") { EXPECT_EQ(c.id, broker_id) << "untouched files keep their chunk ids"; }
+    if (c.source == "src/broker.cpp") {
+      EXPECT_EQ(c.id, broker_id) << "untouched files keep their chunk ids";
+    }
   }
   Retriever retriever(index, Hashing());
   EXPECT_EQ(retriever.Search("new design learned gate", 1).at(0).source, "src/design.md");
@@ -174,7 +178,8 @@ TEST(Ingest, JsonlRecordsBecomeDocumentsWithIdsAndMetadata) {
   EXPECT_EQ(report.files_added, 2u);
   EXPECT_EQ(report.files_failed, 1u);
   ASSERT_EQ(report.problems.size(), 1u);
-  EXPECT_NE(report.problems[0].find("bad.jsonl:2: missing string field \"text\""), std::string::npos) << report.problems[0];
+  EXPECT_NE(report.problems[0].find("bad.jsonl:2: missing string field \"text\""), std::string::npos)
+      << report.problems[0];
 
   const auto store = Reopen(index);
   std::map<std::string, const ChunkRecord*> by_source;
@@ -232,7 +237,8 @@ TEST_P(IngestIndexTypes, PersistsAndReloadsAndSwitchesType) {
   EXPECT_EQ(retriever.Search("subject42", 1).at(0).source, "docs/topic42.md");
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTypes, IngestIndexTypes, ::testing::Values(IndexType::kFlat, IndexType::kIvf, IndexType::kHnsw),
+INSTANTIATE_TEST_SUITE_P(AllTypes, IngestIndexTypes,
+                         ::testing::Values(IndexType::kFlat, IndexType::kIvf, IndexType::kHnsw),
                          [](const auto& info) { return std::string(IndexTypeName(info.param)); });
 
 TEST(Retriever, EmptyDomainAndRefresh) {

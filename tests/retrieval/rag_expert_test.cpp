@@ -53,7 +53,8 @@ config::ExpertConfig RagBlock(const TempTree& tree) {
 }
 
 void WriteDocs(const TempTree& tree) {
-  tree.Write("docs/broker.md", "# Broker\n\nExperts connect to the router and heartbeat; the broker picks the least-loaded worker.\n");
+  tree.Write("docs/broker.md",
+             "# Broker\n\nExperts connect to the router and heartbeat; the broker picks the least-loaded worker.\n");
   tree.Write("docs/gate.md", "# Gate\n\nThe gate is a small MLP trained offline from labelled examples.\n");
   tree.Write("docs/deploy.md", "# Deploy\n\nKubernetes manifests run one Deployment per expert kind.\n");
   tree.Write("docs/skip.txt", "not markdown: excluded by include\n");

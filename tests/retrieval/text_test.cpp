@@ -41,12 +41,17 @@ TEST(BasicTokenize, MatchesBertBasicTokenizer) {
   EXPECT_EQ(BasicTokenize("Héllo, WORLD! It's 3.5°C."),
             (std::vector<std::string>{"hello", ",", "world", "!", "it", "'", "s", "3", ".", "5°c", "."}));
   // Control characters vanish; the zero-width joiner (Cf) too.
-  EXPECT_EQ(BasicTokenize("a\x01" "b c\xE2\x80\x8D" "d"), (std::vector<std::string>{"ab", "cd"}));
+  EXPECT_EQ(BasicTokenize("a\x01"
+                          "b c\xE2\x80\x8D"
+                          "d"),
+            (std::vector<std::string>{"ab", "cd"}));
   EXPECT_EQ(BasicTokenize("東京タワー"), (std::vector<std::string>{"東", "京", "タワー"}));
 }
 
 TEST(BasicTokenize, InvalidUtf8IsDropped) {
-  EXPECT_EQ(BasicTokenize("ab\xFF" "cd"), (std::vector<std::string>{"abcd"}));
+  EXPECT_EQ(BasicTokenize("ab\xFF"
+                          "cd"),
+            (std::vector<std::string>{"abcd"}));
 }
 
 TEST(CodePointOffsets, CountsCharactersNotBytes) {

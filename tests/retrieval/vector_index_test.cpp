@@ -28,15 +28,16 @@ std::vector<float> RandomUnitVectors(size_t n, uint32_t seed) {
 IndexOptions Options(IndexType type) {
   IndexOptions options;
   options.type = type;
-  options.nprobe = 1000;     // all lists: exact on small data
+  options.nprobe = 1000;  // all lists: exact on small data
   options.ef_search = 512;
   return options;
 }
 
 class VectorIndexTest : public ::testing::TestWithParam<IndexType> {
  protected:
-  std::filesystem::path dir_ = std::filesystem::path(::testing::TempDir()) /
-                               ("vector_index_" + std::string(IndexTypeName(GetParam())) + "_" + std::to_string(::getpid()));
+  std::filesystem::path dir_ =
+      std::filesystem::path(::testing::TempDir()) /
+      ("vector_index_" + std::string(IndexTypeName(GetParam())) + "_" + std::to_string(::getpid()));
   void SetUp() override { std::filesystem::create_directories(dir_); }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 };
@@ -96,7 +97,8 @@ TEST_P(VectorIndexTest, SavesAndLoads) {
   EXPECT_THROW(VectorIndex::Load(path, kDim, Options(other)), std::runtime_error);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTypes, VectorIndexTest, ::testing::Values(IndexType::kFlat, IndexType::kIvf, IndexType::kHnsw),
+INSTANTIATE_TEST_SUITE_P(AllTypes, VectorIndexTest,
+                         ::testing::Values(IndexType::kFlat, IndexType::kIvf, IndexType::kHnsw),
                          [](const auto& info) { return std::string(IndexTypeName(info.param)); });
 
 TEST(VectorIndex, IvfChoosesAndRetrainsItsLists) {
@@ -119,7 +121,8 @@ double RecallAt10(const VectorIndex& index, const VectorIndex& exact, const std:
   for (size_t q = 0; q < count; ++q) {
     std::vector<size_t> truth;
     for (const SearchHit& hit : exact.Search(&queries[q * kDim], 10)) truth.push_back(hit.row);
-    for (const SearchHit& hit : index.Search(&queries[q * kDim], 10)) found += std::count(truth.begin(), truth.end(), hit.row);
+    for (const SearchHit& hit : index.Search(&queries[q * kDim], 10))
+      found += std::count(truth.begin(), truth.end(), hit.row);
   }
   return double(found) / double(count * 10);
 }

@@ -11,8 +11,8 @@ namespace thalamus::retrieval {
 namespace {
 
 WordPieceTokenizer Toy() {
-  return WordPieceTokenizer({"[PAD]", "[UNK]", "[CLS]", "[SEP]", "un", "##want", "##ed", "want", ",", "runn", "##ing", "cafe"},
-                            {});
+  return WordPieceTokenizer(
+      {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "un", "##want", "##ed", "want", ",", "runn", "##ing", "cafe"}, {});
 }
 
 TEST(WordPiece, GreedyLongestMatchFirst) {

@@ -172,8 +172,8 @@ class BrokerTest : public ::testing::Test {
     }
     return false;
   }
-  std::shared_ptr<Result> Dispatch(const std::string& service = "svc",
-                                   std::chrono::milliseconds deadline = 5s, uint64_t* id = nullptr) {
+  std::shared_ptr<Result> Dispatch(const std::string& service = "svc", std::chrono::milliseconds deadline = 5s,
+                                   uint64_t* id = nullptr) {
     auto result = std::make_shared<Result>();
     loop_.Call([&] {
       DispatchCallbacks callbacks;
@@ -208,11 +208,11 @@ TEST_F(BrokerTest, SendsToTheLeastLoadedWorkerAndBreaksTiesByTheOldestDispatch) 
   Start();
   auto [a, b] = JoinTwo(4);
 
-  auto first = Dispatch();   // both idle: a (joined first)
+  auto first = Dispatch();  // both idle: a (joined first)
   const auto r1 = a->NextRequest();
   auto second = Dispatch();  // a has one in flight: b
   const auto r2 = b->NextRequest();
-  auto third = Dispatch();   // one each: a, sent to longest ago
+  auto third = Dispatch();  // one each: a, sent to longest ago
   const auto r3 = a->NextRequest();
   b->Answer(r2.request_id, "two");
   ASSERT_TRUE(second->Wait());

@@ -10,9 +10,7 @@
 namespace thalamus::router {
 namespace {
 
-bool Has(const std::string& text, const std::string& line) {
-  return text.find(line) != std::string::npos;
-}
+bool Has(const std::string& text, const std::string& line) { return text.find(line) != std::string::npos; }
 
 TEST(MetricsTest, HttpRequestsAreCountedAndTimed) {
   Metrics metrics;

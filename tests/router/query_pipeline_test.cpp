@@ -135,7 +135,8 @@ class QueryPipelineTest : public ::testing::Test {
 };
 
 TEST_F(QueryPipelineTest, Top1AnswersWithTheFirstChosenExpertThatAnswered) {
-  Configure(config::Aggregation::kTop1, {Expert("a", config::ExpertKind::kEcho), Expert("b", config::ExpertKind::kEcho)});
+  Configure(config::Aggregation::kTop1,
+            {Expert("a", config::ExpertKind::kEcho), Expert("b", config::ExpertKind::kEcho)});
   Submit({"a", "b"});
   ASSERT_EQ(dispatcher_.sent.size(), 2u);
   EXPECT_EQ(dispatcher_.sent[0].service, "a");
@@ -152,7 +153,8 @@ TEST_F(QueryPipelineTest, Top1AnswersWithTheFirstChosenExpertThatAnswered) {
 }
 
 TEST_F(QueryPipelineTest, WeightedPrefersGateProbabilityTimesConfidence) {
-  Configure(config::Aggregation::kWeighted, {Expert("a", config::ExpertKind::kEcho), Expert("b", config::ExpertKind::kEcho)});
+  Configure(config::Aggregation::kWeighted,
+            {Expert("a", config::ExpertKind::kEcho), Expert("b", config::ExpertKind::kEcho)});
   Submit({"a", "b"});
   dispatcher_.AnswerText(0, "from a", 0.2f);
   dispatcher_.AnswerText(1, "from b", 0.9f);
@@ -161,7 +163,8 @@ TEST_F(QueryPipelineTest, WeightedPrefersGateProbabilityTimesConfidence) {
 }
 
 TEST_F(QueryPipelineTest, ConcatTagsEveryAnswerWithItsService) {
-  Configure(config::Aggregation::kConcat, {Expert("a", config::ExpertKind::kEcho), Expert("b", config::ExpertKind::kEcho)});
+  Configure(config::Aggregation::kConcat,
+            {Expert("a", config::ExpertKind::kEcho), Expert("b", config::ExpertKind::kEcho)});
   Submit({"a", "b"});
   dispatcher_.AnswerText(0, "one");
   dispatcher_.AnswerText(1, "two");
@@ -170,7 +173,8 @@ TEST_F(QueryPipelineTest, ConcatTagsEveryAnswerWithItsService) {
 }
 
 TEST_F(QueryPipelineTest, FanOutWithOneFailingExpertAnswersFromTheOther) {
-  Configure(config::Aggregation::kTop1, {Expert("a", config::ExpertKind::kEcho), Expert("b", config::ExpertKind::kEcho)});
+  Configure(config::Aggregation::kTop1,
+            {Expert("a", config::ExpertKind::kEcho), Expert("b", config::ExpertKind::kEcho)});
   dispatcher_.fail["a"] = wire::StatusCode::UNAVAILABLE;
   Submit({"a", "b"});
   ASSERT_FALSE(result_.has_value());
@@ -182,7 +186,8 @@ TEST_F(QueryPipelineTest, FanOutWithOneFailingExpertAnswersFromTheOther) {
 }
 
 TEST_F(QueryPipelineTest, EveryExpertFailingReportsTheFirstFailure) {
-  Configure(config::Aggregation::kTop1, {Expert("a", config::ExpertKind::kEcho), Expert("b", config::ExpertKind::kEcho)});
+  Configure(config::Aggregation::kTop1,
+            {Expert("a", config::ExpertKind::kEcho), Expert("b", config::ExpertKind::kEcho)});
   dispatcher_.fail["a"] = wire::StatusCode::OVERLOADED;
   dispatcher_.fail["b"] = wire::StatusCode::DEADLINE_EXCEEDED;
   Submit({"a", "b"});
@@ -200,7 +205,9 @@ TEST_F(QueryPipelineTest, AnUnknownNamedExpertIsNotFoundAndNothingIsSent) {
 }
 
 TEST_F(QueryPipelineTest, RalmRetrievesFromEveryRagServiceThenTheGeneratorAnswersWithCitations) {
-  Configure(config::Aggregation::kRalm, {Expert("docs", config::ExpertKind::kRag), Expert("code", config::ExpertKind::kRag), Expert("lm", config::ExpertKind::kMamba)});
+  Configure(config::Aggregation::kRalm,
+            {Expert("docs", config::ExpertKind::kRag), Expert("code", config::ExpertKind::kRag),
+             Expert("lm", config::ExpertKind::kMamba)});
   config_.ralm.k = 2;
   Submit();  // no trained gate: the fallback picks the generator, so every rag service retrieves
   ASSERT_EQ(dispatcher_.sent.size(), 2u);
@@ -255,8 +262,8 @@ TEST_F(QueryPipelineTest, RalmTokenBudgetDropsTheLowestRankedPassages) {
   config_.ralm.prompt_template = "{context}{question}";
   config_.ralm.max_prompt_tokens = 30;  // the question and the best passage fit, not all three
   Submit({}, "q");
-  dispatcher_.AnswerPassages(0, {{std::string(40, 'a'), 0.9f}, {std::string(40, 'b'), 0.8f},
-                                 {std::string(40, 'c'), 0.7f}});
+  dispatcher_.AnswerPassages(
+      0, {{std::string(40, 'a'), 0.9f}, {std::string(40, 'b'), 0.8f}, {std::string(40, 'c'), 0.7f}});
   ASSERT_EQ(dispatcher_.sent.size(), 2u);
   const std::string& prompt = dispatcher_.sent[1].request.prompt;
   EXPECT_NE(prompt.find(std::string(40, 'a')), std::string::npos) << prompt;
@@ -264,8 +271,7 @@ TEST_F(QueryPipelineTest, RalmTokenBudgetDropsTheLowestRankedPassages) {
   dispatcher_.AnswerText(1, "ok");
   ASSERT_TRUE(result_.has_value());
   EXPECT_LT(result_->citations.size(), 3u);
-  EXPECT_NE(Trace().plan_reason.find("dropped for the budget of 30 tokens"), std::string::npos)
-      << Trace().plan_reason;
+  EXPECT_NE(Trace().plan_reason.find("dropped for the budget of 30 tokens"), std::string::npos) << Trace().plan_reason;
 }
 
 TEST_F(QueryPipelineTest, AStreamedSingleExpertIsPassedThroughAndNotRepeated) {
@@ -288,7 +294,8 @@ TEST_F(QueryPipelineTest, AStreamedSingleExpertIsPassedThroughAndNotRepeated) {
 }
 
 TEST_F(QueryPipelineTest, ReadyNeedsALiveWorkerForEveryConfiguredService) {
-  Configure(config::Aggregation::kTop1, {Expert("a", config::ExpertKind::kEcho), Expert("b", config::ExpertKind::kEcho)});
+  Configure(config::Aggregation::kTop1,
+            {Expert("a", config::ExpertKind::kEcho), Expert("b", config::ExpertKind::kEcho)});
   EXPECT_TRUE(pipeline_->Ready());
   dispatcher_.services[1].live_workers = 0;
   EXPECT_FALSE(pipeline_->Ready());

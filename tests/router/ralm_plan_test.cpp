@@ -1,8 +1,8 @@
 // The ralm plan's passage selection and prompt building.
 #include <gtest/gtest.h>
 
-#include "models/tokenizer.h"
 #include "gate/gate_features.h"
+#include "models/tokenizer.h"
 #include "router/ralm_plan.h"
 
 namespace thalamus::router {
@@ -47,7 +47,8 @@ TEST(GateRalm, TiesKeepRetrieverOrder) {
 TEST(GateRalm, TemplateFillsEveryPlaceholderOnce) {
   EXPECT_EQ(FillTemplate("{question}|{context}|{question}", "C", "Q"), "Q|C|Q");
   // Text that looks like a placeholder is not substituted again.
-  EXPECT_EQ(FillTemplate("{context} -> {question}", "has {question}", "and {context}"), "has {question} -> and {context}");
+  EXPECT_EQ(FillTemplate("{context} -> {question}", "has {question}", "and {context}"),
+            "has {question} -> and {context}");
   PassageList list;
   list.push_back(P("first text", 1, "x.md"));
   list.push_back(P("second text", 0.5f, ""));

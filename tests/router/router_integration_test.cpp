@@ -23,9 +23,12 @@ using testing::WaitFor;
 using namespace std::chrono_literals;
 
 std::string Header(int queue_limit, int http_threads) {
-  return "http: {port: 0, threads: " + std::to_string(http_threads) + "}\n"
+  return "http: {port: 0, threads: " + std::to_string(http_threads) +
+         "}\n"
          "broker: {frontend: \"tcp://127.0.0.1:*\", backend: \"tcp://127.0.0.1:*\", heartbeat_ms: 100, liveness: 3, "
-         "queue_limit: " + std::to_string(queue_limit) + "}\n"
+         "queue_limit: " +
+         std::to_string(queue_limit) +
+         "}\n"
          "supervisor: {restart_backoff_ms: 100}\n";
 }
 
@@ -50,8 +53,8 @@ class Cluster {
 
   // An expert started by hand, as on another host.
   Process StartExpert(const std::string& name) {
-    return Process(testing::BinDir() + "/thalamus-expert", {"--config", config_, "--expert", name, "--backend", backend_},
-                   log());
+    return Process(testing::BinDir() + "/thalamus-expert",
+                   {"--config", config_, "--expert", name, "--backend", backend_}, log());
   }
 
   int port() const { return port_; }
@@ -141,8 +144,11 @@ TEST(RouterIntegration, StreamsServerSentEventsEndingInDone) {
 }
 
 TEST(RouterIntegration, NativeQueryReturnsTheTrace) {
-  Cluster cluster("experts:\n  - {name: echo, kind: echo, replicas: 1}\n  - {name: other, kind: echo, prefix: 'B:', replicas: 1}\n");
-  auto response = HttpRequest(cluster.port(), "POST", "/v1/query", json({{"prompt", "x"}, {"experts", {"other"}}}).dump());
+  Cluster cluster(
+      "experts:\n  - {name: echo, kind: echo, replicas: 1}\n  - {name: other, kind: echo, prefix: 'B:', replicas: "
+      "1}\n");
+  auto response =
+      HttpRequest(cluster.port(), "POST", "/v1/query", json({{"prompt", "x"}, {"experts", {"other"}}}).dump());
   ASSERT_EQ(response.status, 200) << response.body;
   json answer = json::parse(response.body);
   EXPECT_EQ(answer["answer"], "B:x");
@@ -159,8 +165,9 @@ TEST(RouterIntegration, NativeQueryReturnsTheTrace) {
 }
 
 TEST(RouterIntegration, NoRequestLostWhenAReplicaIsKilledMidLoad) {
-  Cluster cluster("experts:\n  - {name: echo, kind: echo, launch: external, replicas: 2, concurrency: 2, delay_ms: 30}\n",
-                  /*wait_ready=*/false);
+  Cluster cluster(
+      "experts:\n  - {name: echo, kind: echo, launch: external, replicas: 2, concurrency: 2, delay_ms: 30}\n",
+      /*wait_ready=*/false);
   Process first = cluster.StartExpert("echo");
   Process second = cluster.StartExpert("echo");
   ASSERT_TRUE(WaitFor([&] { return LiveWorkers(cluster.port(), "echo") == 2; }, 20s))
@@ -198,7 +205,8 @@ TEST(RouterIntegration, NoRequestLostWhenAReplicaIsKilledMidLoad) {
 TEST(RouterIntegration, DeadlineExceededAnswers504AndFreesTheWorker) {
   Cluster cluster("experts:\n  - {name: slow, kind: echo, replicas: 1, queue_limit: 0, delay_ms: 3000}\n");
   const auto start = std::chrono::steady_clock::now();
-  auto response = HttpRequest(cluster.port(), "POST", "/v1/query", json({{"prompt", "x"}, {"deadline_ms", 300}}).dump());
+  auto response =
+      HttpRequest(cluster.port(), "POST", "/v1/query", json({{"prompt", "x"}, {"deadline_ms", 300}}).dump());
   const auto elapsed = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(response.status, 504) << response.body;
   EXPECT_LT(elapsed, 2500ms);
@@ -214,8 +222,9 @@ TEST(RouterIntegration, DeadlineExceededAnswers504AndFreesTheWorker) {
 TEST(RouterIntegration, OverloadAnswers429WithRetryAfter) {
   // One slot at the worker and one in the broker's queue: of six concurrent
   // requests two are served and four are turned away at once.
-  Cluster cluster("experts:\n  - {name: slow, kind: echo, replicas: 1, concurrency: 1, queue_limit: 0, delay_ms: 1500}\n",
-                  /*wait_ready=*/true, /*queue_limit=*/1);
+  Cluster cluster(
+      "experts:\n  - {name: slow, kind: echo, replicas: 1, concurrency: 1, queue_limit: 0, delay_ms: 1500}\n",
+      /*wait_ready=*/true, /*queue_limit=*/1);
   std::vector<std::thread> threads;
   std::vector<int> statuses(6);
   std::vector<std::string> retry_after(6);
@@ -266,7 +275,13 @@ TEST(RouterIntegration, SupervisorRestartsAKilledExpert) {
   const pid_t pid = std::stoi(before.substr(before.rfind(':') + 1));
   kill(pid, SIGKILL);
   std::string after;
-  EXPECT_TRUE(WaitFor([&] { after = worker_of(); return !after.empty() && after != before; }, 20s)) << testing::ReadFile(cluster.log());
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        after = worker_of();
+        return !after.empty() && after != before;
+      },
+      20s))
+      << testing::ReadFile(cluster.log());
 }
 
 TEST(RouterIntegration, NoLiveWorkerAnswers503WithRetryAfter) {
@@ -373,7 +388,8 @@ TEST(RouterIntegration, RagDomainAnswersWithCitationsAndFeedsRalm) {
                              corpus.path() + "/docs], top_k: 1}\n";
   {
     Cluster cluster("experts:\n" + domain);
-    auto response = HttpRequest(cluster.port(), "POST", "/v1/query", json({{"prompt", "what does lava do in a volcano"}}).dump());
+    auto response =
+        HttpRequest(cluster.port(), "POST", "/v1/query", json({{"prompt", "what does lava do in a volcano"}}).dump());
     ASSERT_EQ(response.status, 200) << response.body;
     json answer = json::parse(response.body);
     ASSERT_EQ(answer["citations"].size(), 1u) << response.body;
@@ -382,13 +398,15 @@ TEST(RouterIntegration, RagDomainAnswersWithCitationsAndFeedsRalm) {
     EXPECT_NE(answer["answer"].get<std::string>().find("molten lava"), std::string::npos);
   }
   Cluster ralm("aggregation: ralm\nexperts:\n" + domain + "  - {name: writer, kind: echo}\n");
-  auto response = HttpRequest(ralm.port(), "POST", "/v1/query",
-                              json({{"prompt", "what pumps blood"}, {"experts", {"writer"}}, {"max_tokens", 500}, {"ralm_k", 1}}).dump());
+  auto response = HttpRequest(
+      ralm.port(), "POST", "/v1/query",
+      json({{"prompt", "what pumps blood"}, {"experts", {"writer"}}, {"max_tokens", 500}, {"ralm_k", 1}}).dump());
   ASSERT_EQ(response.status, 200) << response.body;
   json answer = json::parse(response.body);
   EXPECT_EQ(answer["trace"]["plan"], "ralm") << response.body;
   // The generator saw the retrieved passage in its prompt.
-  EXPECT_NE(answer["answer"].get<std::string>().find("pumps blood through the arteries"), std::string::npos) << response.body;
+  EXPECT_NE(answer["answer"].get<std::string>().find("pumps blood through the arteries"), std::string::npos)
+      << response.body;
   ASSERT_EQ(answer["citations"].size(), 1u);
   EXPECT_EQ(answer["citations"][0]["source"], "docs/heart.md");
 }
@@ -430,9 +448,13 @@ TEST(RouterIntegration, RagDomainFollowsItsSourcesAcrossRestarts) {
 // answer must equal the unstreamed one token for token.
 TEST(RouterIntegration, MambaAndTransformerExpertsAnswerAndStream) {
   const std::string models = std::string(THALAMUS_TEST_DATA_DIR) + "/models";
-  Cluster cluster("experts:\n"
-                  "  - {name: mamba, kind: mamba, model: " + models + "/mamba-tiny-hf, max_batch: 2}\n"
-                  "  - {name: neox, kind: transformer, model: " + models + "/gpt_neox-tiny-parallel, max_context: 64}\n");
+  Cluster cluster(
+      "experts:\n"
+      "  - {name: mamba, kind: mamba, model: " +
+      models +
+      "/mamba-tiny-hf, max_batch: 2}\n"
+      "  - {name: neox, kind: transformer, model: " +
+      models + "/gpt_neox-tiny-parallel, max_context: 64}\n");
   for (const std::string model : {"mamba", "neox"}) {
     json request = {{"model", model}, {"prompt", "The quick brown fox"}, {"max_tokens", 8}, {"temperature", 0}};
     auto plain = HttpRequest(cluster.port(), "POST", "/v1/completions", request.dump());

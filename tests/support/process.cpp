@@ -106,7 +106,8 @@ HttpResponse HttpRequest(int port, const std::string& method, const std::string&
     boost::asio::io_context io;
     beast::tcp_stream stream(io);
     stream.expires_after(std::chrono::seconds(30));
-    stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+    stream.connect(
+        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
     http::request<http::string_body> request(http::string_to_verb(method), target, 11);
     request.set(http::field::host, "127.0.0.1");
     if (!body.empty() || method == "POST") {

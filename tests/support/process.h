@@ -62,7 +62,7 @@ bool WaitFor(Predicate predicate, std::chrono::milliseconds timeout) {
 }
 
 struct HttpResponse {
-  int status = 0;  // 0: connection failed
+  int status = 0;                              // 0: connection failed
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
 };

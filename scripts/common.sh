@@ -11,7 +11,7 @@ DEBIAN_PACKAGES=(
   libboost-dev libboost-system-dev libboost-program-options-dev
   prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev libicu-dev
   libtorch-dev libopenblas0-pthread libfaiss-dev libomp-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev ccache
 )
 
 install_packages() {
@@ -30,6 +30,13 @@ install_packages() {
 build_thalamus() {
   # CUDA kernels are compiled when the toolkit is there (it is not a Debian package).
   [ -d /usr/local/cuda/bin ] && export PATH="$PATH:/usr/local/cuda/bin"
-  cmake -S "$THALAMUS_ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "$@" >&2
+  # ccache keeps compiled files between builds, also across clones in other
+  # folders (paths are hashed relative to the repository root).
+  local launcher=()
+  if command -v ccache > /dev/null; then
+    export CCACHE_BASEDIR="$THALAMUS_ROOT" CCACHE_NOHASHDIR=1
+    launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+  fi
+  cmake -S "$THALAMUS_ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" "$@" >&2
   cmake --build "$BUILD_DIR" -j"$(nproc)" >&2
 }

@@ -56,6 +56,7 @@ int ExpertMain(int argc, char** argv) {
     worker_options.queue_limit = expert_config->queue_limit;
     worker_options.heartbeat_ms = cfg.broker.heartbeat_ms;
     worker_options.liveness = cfg.broker.liveness;
+    worker_options.max_message_bytes = cfg.broker.max_message_bytes;
     Worker worker(worker_options, MakeExpert(*expert_config));
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);

@@ -83,7 +83,8 @@ int Serve(const config::Config& config, const std::string& config_path, const st
   QueryPipeline pipeline(config, loop, broker, metrics);
   std::unique_ptr<ZmqFrontend> frontend;
   if (!config.broker.frontend.empty())
-    frontend = std::make_unique<ZmqFrontend>(config.broker.frontend, loop, pipeline, metrics);
+    frontend =
+        std::make_unique<ZmqFrontend>(config.broker.frontend, config.broker.max_message_bytes, loop, pipeline, metrics);
   HttpServer http(config.http, pipeline, metrics, &loop);
   // Stops, in this order, on every way out (the front ends and the broker
   // must not be destroyed while the loop still watches their sockets).

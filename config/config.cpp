@@ -113,6 +113,9 @@ void ParseBroker(const MapReader& map, BrokerConfig& broker) {
   broker.queue_limit = map.Int("queue_limit", broker.queue_limit, 0, 1 << 24);
   broker.default_deadline_ms = map.Int("default_deadline_ms", broker.default_deadline_ms, 1, 24 * 3600 * 1000);
   broker.retry_after_ms = map.Int("retry_after_ms", broker.retry_after_ms, 0, 3600 * 1000);
+  broker.max_workers_per_service = map.Int("max_workers_per_service", broker.max_workers_per_service, 1, 1 << 20);
+  broker.max_workers = map.Int("max_workers", broker.max_workers, 1, 1 << 20);
+  broker.max_message_bytes = map.Int("max_message_bytes", broker.max_message_bytes, 4096, 1 << 30);
   map.RejectUnknown();
 }
 

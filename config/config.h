@@ -70,6 +70,13 @@ struct BrokerConfig {
   int queue_limit = 1024;  // waiting requests per service before 429
   int default_deadline_ms = 60000;
   int retry_after_ms = 1000;  // advertised in 429/503 answers
+  // Limits that hold against hostile peers. Workers may only serve services
+  // this file names; a READY beyond these caps is refused.
+  int max_workers_per_service = 256;
+  int max_workers = 4096;
+  // ZMQ_MAXMSGSIZE on both endpoints and on the experts' sockets: a larger
+  // frame drops its sender's connection instead of being read whole.
+  int max_message_bytes = 64 << 20;
 };
 
 struct GateConfig {

@@ -223,9 +223,11 @@ void Worker::Impl::Accept(zmq::socket_t& socket, wire::ExpertRequestT request) {
 }
 
 void Worker::Impl::HandleFrame(zmq::socket_t& socket, const zmq::message_t& frame, bool& disconnect) {
-  auto envelope = messages::Decode(frame.data(), frame.size());
+  std::string why;
+  auto envelope = messages::Decode(frame.data(), frame.size(), &why);
   if (!envelope) {
     invalid_frames++;
+    std::fprintf(stderr, "thalamus-expert: ignored an invalid frame from the router: %s\n", why.c_str());
     return;
   }
   switch (envelope->body.type) {
@@ -247,6 +249,7 @@ void Worker::Impl::HandleFrame(zmq::socket_t& socket, const zmq::message_t& fram
       break;
     default:
       invalid_frames++;
+      std::fprintf(stderr, "thalamus-expert: ignored a %s from the router\n", wire::EnumNameBody(envelope->body.type));
   }
 }
 
@@ -327,6 +330,7 @@ void Worker::Impl::Run(const std::atomic<bool>& stop) {
     first = false;
     zmq::socket_t socket(context_, zmq::socket_type::dealer);
     socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::maxmsgsize, options_.max_message_bytes);
     socket.connect(options_.backend);
     if (Session(socket, stop)) continue;
     // Stopping: finish the work in hand, deliver it, then say goodbye.

@@ -27,6 +27,7 @@ struct WorkerOptions {
   int queue_limit = 2;
   int heartbeat_ms = 250;
   int liveness = 3;
+  int64_t max_message_bytes = 64 << 20;  // ZMQ_MAXMSGSIZE: a larger frame drops the connection
 };
 
 class Worker {

@@ -20,7 +20,6 @@ ApiError::ApiError(int status, const std::string& message, std::string param, st
 namespace {
 
 constexpr int kMaxStopSequences = 16;
-constexpr int kMaxExperts = 64;
 constexpr int64_t kMaxDeadlineMs = 24LL * 3600 * 1000;
 constexpr double kMaxTemperature = 100.0;
 
@@ -273,7 +272,7 @@ void ParseNative(const json& body, ParsedRequest& out) {
   if (messages) out.query.messages = ParseMessages(*messages);
   if (const json* experts = Field(body, "experts")) {
     if (!experts->is_array()) Invalid("experts", "must be an array of service names");
-    if (experts->size() > kMaxExperts) Invalid("experts", "too many services");
+    if (experts->size() > messages::kMaxQueryExperts) Invalid("experts", "too many services");
     for (size_t i = 0; i < experts->size(); ++i) {
       const std::string param = "experts[" + std::to_string(i) + "]";
       const std::string& name = StringValue((*experts)[i], param);

@@ -5,13 +5,14 @@
 
 namespace thalamus::frontends {
 
-ZmqFrontend::ZmqFrontend(const std::string& endpoint, router::EventLoop& loop, router::QueryService& service,
-                         router::Metrics& metrics)
+ZmqFrontend::ZmqFrontend(const std::string& endpoint, int64_t max_message_bytes, router::EventLoop& loop,
+                         router::QueryService& service, router::Metrics& metrics)
     : loop_(loop), service_(service), metrics_(metrics), socket_(loop.context(), zmq::socket_type::router) {
   socket_.set(zmq::sockopt::router_mandatory, 1);
   socket_.set(zmq::sockopt::linger, 0);
   socket_.set(zmq::sockopt::sndhwm, 100000);
   socket_.set(zmq::sockopt::rcvhwm, 100000);
+  socket_.set(zmq::sockopt::maxmsgsize, max_message_bytes);
   socket_.bind(endpoint);
   endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
   loop_.AddSocket(socket_, [this] { OnReadable(); });
@@ -42,10 +43,17 @@ void ZmqFrontend::OnReadable() {
     auto route = std::make_shared<std::vector<std::string>>();
     for (size_t i = 0; i + 1 < frames.size(); ++i) route->push_back(frames[i].to_string());
     const auto start = std::chrono::steady_clock::now();
-    auto envelope = frames.size() >= 2 ? messages::Decode(frames.back().data(), frames.back().size()) : std::nullopt;
-    if (!envelope || envelope->body.type != wire::Body::Query) {
-      Reply(*route, messages::EncodeBody(messages::ErrorResult(wire::StatusCode::BAD_REQUEST,
-                                                               "expected a FlatBuffers Envelope holding a Query")));
+    std::string why = "no message frame";
+    auto envelope =
+        frames.size() >= 2 ? messages::Decode(frames.back().data(), frames.back().size(), &why) : std::nullopt;
+    if (envelope && envelope->body.type != wire::Body::Query) {
+      why = std::string(wire::EnumNameBody(envelope->body.type)) + ", not a Query";
+      envelope.reset();
+    }
+    if (!envelope) {
+      metrics_.CountInvalidFrame("frontend");
+      Reply(*route, messages::EncodeBody(messages::ErrorResult(
+                        wire::StatusCode::BAD_REQUEST, "expected a FlatBuffers Envelope holding a Query: " + why)));
       metrics_.ObserveFrontend(messages::StatusName(wire::StatusCode::BAD_REQUEST), 0.0);
       continue;
     }

@@ -3,7 +3,8 @@
 // Partials (when query.stream, request_id = client_request_id) and one final
 // QueryResult, each prefixed with the client's own routing frames. REQ
 // clients must not ask for streaming (REQ takes one reply). A frame that is
-// not a valid Query gets a QueryResult with BAD_REQUEST. Lives on the loop;
+// not a valid Query (messages::Decode) gets a QueryResult with BAD_REQUEST
+// naming what is wrong, and counts in thalamus_invalid_frames_total. Lives on the loop;
 // borrows the loop, the service and the metrics, which must outlive it.
 #pragma once
 
@@ -20,8 +21,8 @@ namespace thalamus::frontends {
 class ZmqFrontend {
  public:
   // Binds `endpoint` now.
-  ZmqFrontend(const std::string& endpoint, router::EventLoop& loop, router::QueryService& service,
-              router::Metrics& metrics);
+  ZmqFrontend(const std::string& endpoint, int64_t max_message_bytes, router::EventLoop& loop,
+              router::QueryService& service, router::Metrics& metrics);
   // The bound endpoint, with a wildcard port resolved.
   const std::string& endpoint() const { return endpoint_; }
 

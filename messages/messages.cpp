@@ -18,8 +18,59 @@ std::string Encode(const wire::EnvelopeT& envelope) {
   return bytes;
 }
 
-std::optional<wire::EnvelopeT> Decode(const void* data, size_t size) {
-  if (data == nullptr || size == 0) return std::nullopt;
+namespace {
+
+std::string MissingId(const char* kind) { return std::string(kind) + " without its request_id"; }
+
+std::string CheckReady(const wire::ReadyT& ready) {
+  if (ready.service.empty()) return "Ready without a service";
+  for (const std::string* name : {&ready.service, &ready.hostname, &ready.model, &ready.kind}) {
+    if (name->size() > kMaxNameBytes) return "Ready with a name over " + std::to_string(kMaxNameBytes) + " bytes";
+  }
+  return "";
+}
+
+std::string CheckQuery(const wire::QueryT& query) {
+  if (query.experts.size() > kMaxQueryExperts) {
+    return "Query naming " + std::to_string(query.experts.size()) + " services (at most " +
+           std::to_string(kMaxQueryExperts) + ")";
+  }
+  for (const std::string& name : query.experts) {
+    if (name.empty()) return "Query naming an empty service";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string CheckBody(const wire::EnvelopeT& envelope) {
+  const wire::Body type = envelope.body.type;
+  if (type == wire::Body::NONE) return "envelope without a body";
+  if (envelope.body.value == nullptr) return std::string(wire::EnumNameBody(type)) + " envelope without its body";
+  switch (type) {
+    case wire::Body::Ready:
+      return CheckReady(*envelope.body.AsReady());
+    case wire::Body::ExpertRequest:
+      return envelope.body.AsExpertRequest()->request_id ? "" : MissingId("ExpertRequest");
+    case wire::Body::ExpertReply:
+      return envelope.body.AsExpertReply()->request_id ? "" : MissingId("ExpertReply");
+    case wire::Body::Partial:
+      return envelope.body.AsPartial()->request_id ? "" : MissingId("Partial");
+    case wire::Body::Cancel:
+      return envelope.body.AsCancel()->request_id ? "" : MissingId("Cancel");
+    case wire::Body::Query:
+      return CheckQuery(*envelope.body.AsQuery());
+    default:
+      return "";
+  }
+}
+
+std::optional<wire::EnvelopeT> Decode(const void* data, size_t size, std::string* error) {
+  const auto refuse = [error](std::string why) -> std::optional<wire::EnvelopeT> {
+    if (error) *error = std::move(why);
+    return std::nullopt;
+  };
+  if (data == nullptr || size == 0) return refuse("empty frame");
   // FlatBuffers reads scalars in place, so the buffer must be aligned; ZeroMQ
   // frames usually are, but a copy keeps the verifier honest when they aren't.
   std::string aligned;
@@ -29,11 +80,10 @@ std::optional<wire::EnvelopeT> Decode(const void* data, size_t size) {
     bytes = reinterpret_cast<const uint8_t*>(aligned.data());
   }
   flatbuffers::Verifier verifier(bytes, size, /*max_depth=*/64, /*max_tables=*/1'000'000);
-  if (!wire::VerifyEnvelopeBuffer(verifier)) return std::nullopt;
-  const wire::Envelope* envelope = wire::GetEnvelope(bytes);
-  if (envelope->body_type() == wire::Body::NONE) return std::nullopt;
+  if (!wire::VerifyEnvelopeBuffer(verifier)) return refuse("not a valid FlatBuffers Envelope");
   wire::EnvelopeT out;
-  envelope->UnPackTo(&out);
+  wire::GetEnvelope(bytes)->UnPackTo(&out);
+  if (std::string why = CheckBody(out); !why.empty()) return refuse(std::move(why));
   return out;
 }
 

@@ -1,9 +1,11 @@
 // messages: encode and decode the Envelopes of thalamus.fbs.
 //
-// Decode verifies every buffer with the FlatBuffers verifier before reading it
-// and returns std::nullopt for anything that does not verify, so a malformed
-// or hostile peer can never make a reader touch memory outside the buffer.
-// Decoded messages are owned object-API values (wire::EnvelopeT and friends).
+// Decode verifies every buffer with the FlatBuffers verifier, then checks what
+// each message kind needs (CheckBody: the body of the announced type is there,
+// ids and names are set, lists are bounded), and returns std::nullopt with the
+// reason for anything else, so a malformed or hostile peer can never make a
+// reader touch memory outside the buffer or see a null body. Decoded messages
+// are owned object-API values (wire::EnvelopeT and friends). Thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -27,10 +29,25 @@ std::string EncodeBody(BodyT body) {
   return Encode(envelope);
 }
 
-// Verifies and unpacks. nullopt when the bytes are not a valid Envelope or the
-// Envelope has no body.
-std::optional<wire::EnvelopeT> Decode(const void* data, size_t size);
-inline std::optional<wire::EnvelopeT> Decode(std::string_view bytes) { return Decode(bytes.data(), bytes.size()); }
+// The most services one query may name (the fan-out cap of both front ends).
+inline constexpr size_t kMaxQueryExperts = 64;
+// The most bytes of a service name, hostname, kind or model name in a READY.
+inline constexpr size_t kMaxNameBytes = 256;
+
+// Verifies, unpacks and checks the body (CheckBody). nullopt when the bytes are
+// not a valid Envelope or its body is not usable; then *error (if given) says
+// why, e.g. "Query envelope without its body".
+std::optional<wire::EnvelopeT> Decode(const void* data, size_t size, std::string* error = nullptr);
+inline std::optional<wire::EnvelopeT> Decode(std::string_view bytes, std::string* error = nullptr) {
+  return Decode(bytes.data(), bytes.size(), error);
+}
+
+// "" when the unpacked envelope carries a body every handler can use, else the
+// reason it cannot: no body, or a body without what its kind requires
+// (Ready: a service name, every name at most kMaxNameBytes; ExpertRequest,
+// ExpertReply, Partial, Cancel: a request_id; Query: at most kMaxQueryExperts
+// named services, none empty).
+std::string CheckBody(const wire::EnvelopeT& envelope);
 
 // The one way to build an error answer, in every process: a status code and
 // a message. An expert's reply also says finish_reason "error"; a query's

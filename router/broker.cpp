@@ -49,6 +49,12 @@ bool Contains(const std::vector<T>& items, const T& item) {
   return std::find(items.begin(), items.end(), item) != items.end();
 }
 
+// What a worker may send to the broker.
+bool IsWorkerMessage(wire::Body type) {
+  return type == wire::Body::Ready || type == wire::Body::Heartbeat || type == wire::Body::Disconnect ||
+         type == wire::Body::ExpertReply || type == wire::Body::Partial;
+}
+
 double MillisSince(Broker::Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Broker::Clock::now() - start).count();
 }
@@ -65,6 +71,7 @@ Broker::Broker(const config::Config& config, EventLoop& loop, Metrics& metrics)
   socket_.set(zmq::sockopt::linger, 0);
   socket_.set(zmq::sockopt::sndhwm, 100000);
   socket_.set(zmq::sockopt::rcvhwm, 100000);
+  socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config.broker.max_message_bytes));
   socket_.bind(config.broker.backend);
   endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
   for (const config::ExpertConfig& expert : config.experts) {
@@ -268,9 +275,19 @@ void Broker::OnBackendReadable() {
 }
 
 void Broker::OnFrame(const std::string& identity, const zmq::message_t& payload) {
-  auto envelope = messages::Decode(payload.data(), payload.size());
+  std::string why;
+  auto envelope = messages::Decode(payload.data(), payload.size(), &why);
+  if (envelope && !IsWorkerMessage(envelope->body.type)) {
+    why = std::string(wire::EnumNameBody(envelope->body.type)) + ", which workers do not send";
+    envelope.reset();
+  }
   if (!envelope) {
-    std::fprintf(stderr, "thalamus-router: dropped an invalid frame from a worker\n");
+    metrics_.CountInvalidFrame("backend");
+    if (workers_.count(identity)) {
+      RemoveWorker(identity, "sent an invalid frame: " + why);
+    } else {
+      std::fprintf(stderr, "thalamus-router: dropped an invalid frame from an unregistered peer: %s\n", why.c_str());
+    }
     return;
   }
   if (envelope->body.type == wire::Body::Ready) {
@@ -304,7 +321,30 @@ void Broker::OnFrame(const std::string& identity, const zmq::message_t& payload)
   }
 }
 
+// Why a READY is refused, or "": only configured services, within the caps.
+std::string Broker::RefuseReady(const std::string& identity, const wire::ReadyT& ready) const {
+  const auto found = services_.find(ready.service);
+  if (found == services_.end()) return "no service named '" + ready.service + "' in " + config_.file;
+  const bool again = workers_.count(identity) > 0;  // replaces itself: no new slot
+  if (!again && found->second->workers.size() >= static_cast<size_t>(config_.broker.max_workers_per_service)) {
+    return "service '" + ready.service + "' has its most workers (broker.max_workers_per_service " +
+           std::to_string(config_.broker.max_workers_per_service) + ")";
+  }
+  if (!again && workers_.size() >= static_cast<size_t>(config_.broker.max_workers)) {
+    return "the broker has its most workers (broker.max_workers " + std::to_string(config_.broker.max_workers) + ")";
+  }
+  return "";
+}
+
 void Broker::OnReady(const std::string& identity, wire::ReadyT ready) {
+  if (const std::string why = RefuseReady(identity, ready); !why.empty()) {
+    std::fprintf(stderr, "thalamus-router: refused worker %s:%u: %s\n", ready.hostname.c_str(), ready.pid, why.c_str());
+    metrics_.CountRefusedWorker(services_.count(ready.service) ? ready.service : "");
+    wire::DisconnectT disconnect;
+    disconnect.reason = "refused: " + why;
+    SendTo(identity, messages::EncodeBody(std::move(disconnect)));
+    return;
+  }
   if (workers_.count(identity)) RemoveWorker(identity, "announced itself again");
   auto worker = std::make_unique<Worker>();
   worker->identity = identity;
@@ -313,8 +353,7 @@ void Broker::OnReady(const std::string& identity, wire::ReadyT ready) {
   worker->model = ready.model;
   worker->capacity = std::max<uint32_t>(1, ready.capacity);
   worker->expiry = Clock::now() + heartbeat_ * config_.broker.liveness;
-  Service& service = ServiceNamed(ready.service);
-  if (service.kind.empty()) service.kind = ready.kind;
+  Service& service = *services_.at(ready.service);
   service.workers.push_back(worker.get());
   workers_.emplace(identity, std::move(worker));
   std::fprintf(stderr, "thalamus-router: worker %s joined service '%s' (%zu live)\n",

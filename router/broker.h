@@ -2,7 +2,11 @@
 // ZeroMQ RFC 7/18, with FlatBuffers frames instead of MDP's text frames).
 //
 // Experts connect a DEALER to the backend ROUTER socket and say READY with
-// their service. The broker keeps, per service, the live workers and a
+// their service, which must be one the config names, within
+// broker.max_workers_per_service and broker.max_workers (else the peer is told
+// DISCONNECT with the reason, logged and counted). A frame messages::Decode
+// refuses, or one workers do not send, drops the worker that sent it. The
+// broker keeps, per service, the live workers and a
 // bounded queue of waiting requests; it sends each request to the live
 // worker with the fewest in flight (under its announced capacity), enforces
 // each request's deadline (sending CANCEL to the worker), and when a worker
@@ -60,6 +64,7 @@ class Broker : public Dispatcher {
 
   void OnBackendReadable();
   void OnFrame(const std::string& identity, const zmq::message_t& payload);
+  std::string RefuseReady(const std::string& identity, const wire::ReadyT& ready) const;
   void OnReady(const std::string& identity, wire::ReadyT ready);
   void OnReply(Worker& worker, wire::ExpertReplyT reply);
   void OnPartial(Worker& worker, const wire::PartialT& partial);

@@ -124,7 +124,17 @@ struct Metrics::Families {
             {"reason"}),
         gate_entropy(HistogramFamily(r, "thalamus_gate_entropy_bits",
                                      "Entropy of the trained gate's distribution over services, in bits."),
-                     {}) {}
+                     {}),
+        invalid_frames(CounterFamily(r, "thalamus_invalid_frames_total",
+                                     "ZeroMQ frames refused as malformed, by endpoint (frontend, backend)."),
+                       {"endpoint"}),
+        refused_workers(CounterFamily(r, "thalamus_refused_workers_total",
+                                      "READY messages refused: a service the config does not name (service=\"\") "
+                                      "or one at its worker cap."),
+                        {"service"}) {
+    refused_workers.Get({""});
+    for (const char* endpoint : {"frontend", "backend"}) invalid_frames.Get({endpoint});
+  }
 
   SeriesCache<prometheus::Counter, 2> http_requests;
   SeriesCache<prometheus::Histogram, 1> http_duration;
@@ -140,6 +150,8 @@ struct Metrics::Families {
   SeriesCache<prometheus::Counter, 1> gate_selections;
   SeriesCache<prometheus::Counter, 1> gate_fallbacks;
   SeriesCache<prometheus::Histogram, 0> gate_entropy;
+  SeriesCache<prometheus::Counter, 1> invalid_frames;
+  SeriesCache<prometheus::Counter, 1> refused_workers;
 };
 
 Metrics::Metrics()
@@ -175,6 +187,10 @@ void Metrics::SetLiveWorkers(const std::string& service, int n) { families_->liv
 void Metrics::SetQueueDepth(const std::string& service, int n) { families_->queue_depth.Get({service}).Set(n); }
 
 void Metrics::SetInFlight(const std::string& service, int n) { families_->in_flight.Get({service}).Set(n); }
+
+void Metrics::CountInvalidFrame(const std::string& endpoint) { families_->invalid_frames.Get({endpoint}).Increment(); }
+
+void Metrics::CountRefusedWorker(const std::string& service) { families_->refused_workers.Get({service}).Increment(); }
 
 void Metrics::CountGateSelection(const std::string& service) { families_->gate_selections.Get({service}).Increment(); }
 

@@ -34,6 +34,11 @@ class Metrics {
   // thalamus_gate_selections_total{service}, thalamus_gate_fallbacks_total{reason}
   void CountGateSelection(const std::string& service);
   void CountGateFallback(const std::string& reason);
+  // thalamus_invalid_frames_total{endpoint}: ZeroMQ frames refused by messages::Decode, on the
+  // "frontend" and the "backend" (both series exist from the start, at 0).
+  void CountInvalidFrame(const std::string& endpoint);
+  // thalamus_refused_workers_total{service}: READYs refused (unknown service: service="", or a cap).
+  void CountRefusedWorker(const std::string& service);
   // thalamus_gate_entropy_bits: entropy of the trained gate's distribution per decision
   void ObserveGateEntropy(double bits);
 

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <zmq.hpp>
 
+#include "tests/support/frames.h"
+
 namespace thalamus::experts {
 namespace {
 
@@ -110,10 +112,17 @@ TEST_F(WorkerTest, HeartbeatsAndIgnoresGarbage) {
   Start();
   broker_.Next(wire::Body::Ready);
   broker_.Send("definitely not a flatbuffer");
+  // Bodyless frames of the kinds a worker reads (they crashed it before
+  // messages::CheckBody), and one a worker does not read.
+  broker_.Send(testing::BodylessEnvelope(wire::Body::ExpertRequest));
+  broker_.Send(testing::BodylessEnvelope(wire::Body::Cancel));
+  wire::ReadyT ready;
+  ready.service = "x";
+  broker_.Send(messages::EncodeBody(std::move(ready)));
   broker_.Next(wire::Body::Heartbeat);
   broker_.Send(messages::EncodeBody(Request(2, "still alive")));
   EXPECT_EQ(broker_.Next(wire::Body::ExpertReply).body.AsExpertReply()->text, "still alive");
-  EXPECT_EQ(worker_->invalid_frames(), 1u);
+  EXPECT_EQ(worker_->invalid_frames(), 4u);
 }
 
 TEST_F(WorkerTest, AnswersOverloadedBeyondItsQueue) {

@@ -1,8 +1,12 @@
 #include "messages/messages.h"
 
 #include <random>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
+
+#include "tests/support/frames.h"
 
 namespace thalamus::messages {
 namespace {
@@ -93,6 +97,84 @@ TEST(Messages, DecodesUnalignedBuffers) {
   auto decoded = Decode(shifted.data() + 1, bytes.size());
   ASSERT_TRUE(decoded.has_value());
   EXPECT_EQ(decoded->body.AsHeartbeat()->in_flight, 3u);
+}
+
+using testing::BodylessEnvelope;
+
+std::string Hex(const std::string& hex) {
+  std::string bytes;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2)
+    bytes.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  return bytes;
+}
+
+std::string WhyRefused(const std::string& bytes) {
+  std::string why;
+  EXPECT_FALSE(Decode(bytes, &why).has_value());
+  return why;
+}
+
+// The 20-byte frame that crashed the router: a Query envelope without its body.
+TEST(Messages, TheTwentyByteFrameIsRefusedWithItsReason) {
+  const std::string frame = Hex("0c00000008000800000007000800000000000008");
+  ASSERT_EQ(frame.size(), 20u);
+  EXPECT_EQ(WhyRefused(frame), "Query envelope without its body");
+}
+
+TEST(Messages, EveryBodyTypeWithoutItsBodyIsRefused) {
+  for (auto type : wire::EnumValuesBody()) {
+    if (type == wire::Body::NONE) continue;
+    const std::string why = WhyRefused(BodylessEnvelope(type));
+    EXPECT_EQ(why, std::string(wire::EnumNameBody(type)) + " envelope without its body");
+  }
+  EXPECT_EQ(WhyRefused(BodylessEnvelope(wire::Body::NONE)), "envelope without a body");
+  EXPECT_EQ(WhyRefused(""), "empty frame");
+  EXPECT_EQ(WhyRefused("junk"), "not a valid FlatBuffers Envelope");
+}
+
+TEST(Messages, RequiredFieldsOfEachKindAreChecked) {
+  EXPECT_EQ(WhyRefused(EncodeBody(wire::ReadyT())), "Ready without a service");
+  wire::ReadyT long_name;
+  long_name.service = "svc";
+  long_name.hostname = std::string(kMaxNameBytes + 1, 'h');
+  EXPECT_NE(WhyRefused(EncodeBody(std::move(long_name))).find("a name over"), std::string::npos);
+  EXPECT_EQ(WhyRefused(EncodeBody(wire::ExpertRequestT())), "ExpertRequest without its request_id");
+  EXPECT_EQ(WhyRefused(EncodeBody(wire::ExpertReplyT())), "ExpertReply without its request_id");
+  EXPECT_EQ(WhyRefused(EncodeBody(wire::PartialT())), "Partial without its request_id");
+  EXPECT_EQ(WhyRefused(EncodeBody(wire::CancelT())), "Cancel without its request_id");
+  wire::QueryT fan_out;
+  fan_out.prompt = "x";
+  fan_out.experts.assign(kMaxQueryExperts + 1, "echo");
+  EXPECT_EQ(WhyRefused(EncodeBody(std::move(fan_out))), "Query naming 65 services (at most 64)");
+  wire::QueryT empty_name;
+  empty_name.experts = {""};
+  EXPECT_EQ(WhyRefused(EncodeBody(std::move(empty_name))), "Query naming an empty service");
+
+  // With what they need, each is accepted; bodies with no required field always are.
+  wire::ReadyT ready;
+  ready.service = "svc";
+  EXPECT_TRUE(Decode(EncodeBody(std::move(ready))).has_value());
+  wire::CancelT cancel;
+  cancel.request_id = 1;
+  EXPECT_TRUE(Decode(EncodeBody(std::move(cancel))).has_value());
+  wire::QueryT query;
+  query.experts.assign(kMaxQueryExperts, "echo");
+  EXPECT_TRUE(Decode(EncodeBody(std::move(query))).has_value());
+  EXPECT_TRUE(Decode(EncodeBody(wire::HeartbeatT())).has_value());
+  EXPECT_TRUE(Decode(EncodeBody(wire::DisconnectT())).has_value());
+  EXPECT_TRUE(Decode(EncodeBody(wire::QueryResultT())).has_value());
+}
+
+TEST(Messages, ErrorHelpersCarryCodeMessageAndIds) {
+  const wire::ExpertReplyT reply = ErrorReply(wire::StatusCode::OVERLOADED, "full");
+  EXPECT_EQ(reply.status, wire::StatusCode::OVERLOADED);
+  EXPECT_EQ(reply.error, "full");
+  EXPECT_EQ(reply.finish_reason, "error");
+  const wire::QueryResultT result = ErrorResult(wire::StatusCode::UNAVAILABLE, "none", 7, 1500);
+  EXPECT_EQ(result.status, wire::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(result.error, "none");
+  EXPECT_EQ(result.client_request_id, 7u);
+  EXPECT_EQ(result.retry_after_ms, 1500u);
 }
 
 TEST(Messages, MapsStatusCodesToHttp) {

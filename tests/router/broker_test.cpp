@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "router/event_loop.h"
 #include "router/metrics.h"
+#include "tests/support/frames.h"
 
 namespace thalamus::router {
 namespace {
@@ -100,6 +101,12 @@ class FakeWorker {
     EXPECT_TRUE(envelope && envelope->body.type == wire::Body::ExpertRequest) << name_ << " got no request";
     if (!envelope || envelope->body.type != wire::Body::ExpertRequest) return {};
     return *envelope->body.AsExpertRequest();
+  }
+  // The reason of the next Disconnect; "" if none comes.
+  std::string NextDisconnect() {
+    auto envelope = Receive();
+    EXPECT_TRUE(envelope && envelope->body.type == wire::Body::Disconnect) << name_ << " got no disconnect";
+    return envelope && envelope->body.type == wire::Body::Disconnect ? envelope->body.AsDisconnect()->reason : "";
   }
   // The request id of the next Cancel; 0 if none comes.
   uint64_t NextCancel() {
@@ -364,9 +371,7 @@ TEST_F(BrokerTest, FramesForARequestTheWorkerDoesNotHoldAreIgnored) {
   // An unregistered peer is told to announce itself, and its frames change nothing.
   auto stranger = Worker("stranger");
   stranger->Answer(id, "stranger");
-  auto told = stranger->Receive();
-  ASSERT_TRUE(told && told->body.type == wire::Body::Disconnect);
-  EXPECT_NE(told->body.AsDisconnect()->reason.find("send READY"), std::string::npos);
+  EXPECT_NE(stranger->NextDisconnect().find("send READY"), std::string::npos);
 }
 
 TEST_F(BrokerTest, CancelAnswersCancelledOnceAndTellsTheWorker) {
@@ -381,6 +386,76 @@ TEST_F(BrokerTest, CancelAnswersCancelledOnceAndTellsTheWorker) {
   EXPECT_EQ(result->reply.status, wire::StatusCode::CANCELLED);
   EXPECT_EQ(a->NextCancel(), id);
   loop_.Call([&] { broker_->Cancel(id); });  // a second Cancel does nothing
+}
+
+// "thalamus_invalid_frames_total{endpoint=\"backend\"} 1"-style lines.
+bool HasSeries(const Metrics& metrics, const std::string& line) {
+  return metrics.Serialize().find(line) != std::string::npos;
+}
+
+TEST_F(BrokerTest, RefusesReadyForAServiceTheConfigDoesNotName) {
+  Start();
+  auto stranger = Worker("stranger");
+  stranger->Ready(1, "phantom");
+  EXPECT_NE(stranger->NextDisconnect().find("refused: no service named 'phantom'"), std::string::npos);
+  ASSERT_EQ(broker_->Services().size(), 1u);  // no phantom service in /v1/models, /readyz or /metrics
+  EXPECT_TRUE(HasSeries(metrics_, "thalamus_refused_workers_total{service=\"\"} 1"));
+}
+
+TEST_F(BrokerTest, CapsWorkersPerService) {
+  config::Config config = TestConfig();
+  config.broker.max_workers_per_service = 1;
+  Start(config);
+  auto a = Join("a", 1);
+  auto b = Worker("b");
+  b->Ready(1);
+  EXPECT_NE(b->NextDisconnect().find("has its most workers"), std::string::npos);
+  a->Ready(1);  // the same worker again takes no new slot
+  EXPECT_TRUE(a->GetsNothingFor(30ms));
+  EXPECT_TRUE(WaitLive(1));
+  EXPECT_TRUE(HasSeries(metrics_, "thalamus_refused_workers_total{service=\"svc\"} 1"));
+}
+
+TEST_F(BrokerTest, CapsWorkersInAll) {
+  config::Config config = TestConfig();
+  config.broker.max_workers = 1;
+  Start(config);
+  auto a = Join("a", 1);
+  auto b = Worker("b");
+  b->Ready(1);
+  EXPECT_NE(b->NextDisconnect().find("the broker has its most workers"), std::string::npos);
+}
+
+// A bodyless frame (the 20 bytes that crashed the router) or one workers do
+// not send drops the worker that sent it; its request fails over as when a
+// worker dies, and the service keeps serving with the others.
+TEST_F(BrokerTest, AnInvalidFrameDropsTheWorkerThatSentIt) {
+  Start();
+  auto [a, b] = JoinTwo(1);
+  auto result = Dispatch();
+  const auto request = a->NextRequest();
+  a->Send(testing::BodylessEnvelope(wire::Body::ExpertReply));
+  const auto moved = b->NextRequest();
+  EXPECT_EQ(moved.request_id, request.request_id);
+  EXPECT_TRUE(WaitLive(1));
+  b->Answer(moved.request_id, "from b");
+  ASSERT_TRUE(result->Wait());
+  EXPECT_EQ(result->reply.text, "from b");
+
+  wire::QueryT query;  // a client's message, not a worker's
+  query.prompt = "x";
+  b->Send(messages::EncodeBody(std::move(query)));
+  EXPECT_TRUE(WaitLive(0));
+  EXPECT_TRUE(HasSeries(metrics_, "thalamus_invalid_frames_total{endpoint=\"backend\"} 2"));
+
+  // Every bodyless kind from an unregistered peer is dropped, and the broker still serves.
+  auto stranger = Worker("stranger");
+  for (auto type : wire::EnumValuesBody()) stranger->Send(testing::BodylessEnvelope(type));
+  auto c = Join("c", 1);
+  auto served = Dispatch();
+  c->Answer(c->NextRequest().request_id, "still serving");
+  ASSERT_TRUE(served->Wait());
+  EXPECT_EQ(served->reply.text, "still serving");
 }
 
 }  // namespace

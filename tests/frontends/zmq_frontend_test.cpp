@@ -1,0 +1,145 @@
+// ZmqFrontend: in-process, a DEALER client on the test thread over inproc://
+// and a QueryService that answers at once. Hostile frames get a BAD_REQUEST
+// QueryResult naming what is wrong, and the front end keeps serving.
+#include "frontends/zmq_frontend.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <iterator>
+#include <optional>
+#include <string>
+
+#include "messages/messages.h"
+#include "router/event_loop.h"
+#include "router/metrics.h"
+#include "tests/support/frames.h"
+
+namespace thalamus::frontends {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Answers "echo: <prompt>" on the loop thread, streaming it in one partial when asked.
+class EchoService : public router::QueryService {
+ public:
+  void Submit(wire::QueryT query, router::QueryCallbacks callbacks) override {
+    SubmitInLoop(std::move(query), std::move(callbacks));
+  }
+  void SubmitInLoop(wire::QueryT query, router::QueryCallbacks callbacks) override {
+    wire::QueryResultT result;
+    result.client_request_id = query.client_request_id;
+    result.answer = "echo: " + query.prompt;
+    if (query.stream) callbacks.on_partial(result.answer);
+    callbacks.on_result(std::move(result));
+  }
+  std::vector<router::ServiceInfo> Services() const override { return {}; }
+  bool Ready() const override { return true; }
+};
+
+class ZmqFrontendTest : public ::testing::Test {
+ protected:
+  ZmqFrontendTest()
+      : frontend_("inproc://zmq-frontend-test", 1 << 20, loop_, service_, metrics_),
+        client_(loop_.context(), zmq::socket_type::dealer) {
+    client_.set(zmq::sockopt::linger, 0);
+    client_.connect(frontend_.endpoint());
+    loop_.Start();
+  }
+  ~ZmqFrontendTest() override { loop_.Stop(); }
+
+  void Send(const std::string& bytes) { client_.send(zmq::buffer(bytes), zmq::send_flags::none); }
+  std::optional<wire::EnvelopeT> Receive() {
+    client_.set(zmq::sockopt::rcvtimeo, 2000);
+    zmq::message_t message;
+    if (!client_.recv(message)) return std::nullopt;
+    return messages::Decode(message.data(), message.size());
+  }
+  // The QueryResult of the next answer; fails the test if none comes.
+  wire::QueryResultT NextResult() {
+    auto envelope = Receive();
+    EXPECT_TRUE(envelope && envelope->body.type == wire::Body::QueryResult);
+    return envelope && envelope->body.type == wire::Body::QueryResult ? *envelope->body.AsQueryResult()
+                                                                      : wire::QueryResultT();
+  }
+  std::string Query(const std::string& prompt, uint64_t id) {
+    wire::QueryT query;
+    query.prompt = prompt;
+    query.client_request_id = id;
+    return messages::EncodeBody(std::move(query));
+  }
+
+  router::EventLoop loop_;
+  router::Metrics metrics_;
+  EchoService service_;
+  ZmqFrontend frontend_;
+  zmq::socket_t client_;
+};
+
+TEST_F(ZmqFrontendTest, AnswersAQuery) {
+  Send(Query("hi", 5));
+  const wire::QueryResultT result = NextResult();
+  EXPECT_EQ(result.status, wire::StatusCode::OK);
+  EXPECT_EQ(result.answer, "echo: hi");
+  EXPECT_EQ(result.client_request_id, 5u);
+}
+
+TEST_F(ZmqFrontendTest, BodylessAndWrongFramesAreBadRequestsAndServingGoesOn) {
+  for (auto type : wire::EnumValuesBody()) {
+    Send(testing::BodylessEnvelope(type));
+    const wire::QueryResultT result = NextResult();
+    EXPECT_EQ(result.status, wire::StatusCode::BAD_REQUEST) << wire::EnumNameBody(type);
+    EXPECT_NE(result.error.find("expected a FlatBuffers Envelope holding a Query: "), std::string::npos);
+  }
+  Send(testing::BodylessEnvelope(wire::Body::Query));
+  EXPECT_NE(NextResult().error.find("Query envelope without its body"), std::string::npos);
+  Send(messages::EncodeBody(wire::HeartbeatT()));
+  EXPECT_NE(NextResult().error.find("Heartbeat, not a Query"), std::string::npos);
+  wire::QueryT fan_out;
+  fan_out.prompt = "x";
+  fan_out.experts.assign(messages::kMaxQueryExperts + 1, "echo");
+  Send(messages::EncodeBody(std::move(fan_out)));
+  EXPECT_NE(NextResult().error.find("(at most 64)"), std::string::npos);
+  Send("garbage");
+  EXPECT_NE(NextResult().error.find("not a valid FlatBuffers Envelope"), std::string::npos);
+
+  Send(Query("still here", 9));
+  EXPECT_EQ(NextResult().answer, "echo: still here");
+  const std::string expected =
+      "thalamus_invalid_frames_total{endpoint=\"frontend\"} " + std::to_string(std::size(wire::EnumValuesBody()) + 4);
+  EXPECT_NE(metrics_.Serialize().find(expected), std::string::npos) << expected;
+}
+
+// ZMQ_MAXMSGSIZE works on the stream transports (tcp, ipc): a frame over the
+// limit drops its sender's connection before it is read into memory.
+TEST(ZmqFrontendLimits, AFrameOverTheSizeLimitIsNotRead) {
+  router::EventLoop loop;
+  router::Metrics metrics;
+  EchoService service;
+  ZmqFrontend frontend("tcp://127.0.0.1:*", 1 << 20, loop, service, metrics);
+  loop.Start();
+  const auto ask = [&](zmq::socket_t& socket, const std::string& bytes) -> std::optional<wire::EnvelopeT> {
+    socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::rcvtimeo, 1000);
+    socket.connect(frontend.endpoint());
+    socket.send(zmq::buffer(bytes), zmq::send_flags::none);
+    zmq::message_t message;
+    if (!socket.recv(message)) return std::nullopt;
+    return messages::Decode(message.data(), message.size());
+  };
+  zmq::socket_t hostile(loop.context(), zmq::socket_type::dealer);
+  EXPECT_FALSE(ask(hostile, std::string((1 << 20) + 1, 'x')).has_value());  // dropped, never answered
+  zmq::socket_t polite(loop.context(), zmq::socket_type::dealer);
+  wire::QueryT query;
+  query.prompt = "after";
+  auto answer = ask(polite, messages::EncodeBody(std::move(query)));
+  ASSERT_TRUE(answer && answer->body.type == wire::Body::QueryResult);
+  EXPECT_EQ(answer->body.AsQueryResult()->answer, "echo: after");
+  EXPECT_NE(metrics.Serialize().find("thalamus_invalid_frames_total{endpoint=\"frontend\"} 0"), std::string::npos);
+  hostile.close();
+  polite.close();
+  loop.Stop();
+}
+
+}  // namespace
+}  // namespace thalamus::frontends

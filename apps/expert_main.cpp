@@ -11,6 +11,7 @@
 #include "cli/parse_options.h"
 #include "config/config.h"
 #include "experts/worker.h"
+#include "security/curve_keys.h"
 
 namespace thalamus::apps {
 namespace {
@@ -31,6 +32,7 @@ int ExpertMain(int argc, char** argv) {
   options.add_options()("expert", po::value<std::string>(), "the expert block (name) to serve")(
       "backend", po::value<std::string>(), "router backend endpoint (default: the config's broker.backend)")(
       "replica", po::value<int>()->default_value(0), "replica number, for logs")(
+      "curve-key", po::value<std::string>(), "this expert's CURVE key pair (.key; default: broker.curve.client_key)")(
       "exit-with-parent", "exit when the parent process (the router's supervisor) dies");
   po::variables_map vars;
   const auto check = [&] {
@@ -57,6 +59,15 @@ int ExpertMain(int argc, char** argv) {
     worker_options.heartbeat_ms = cfg.broker.heartbeat_ms;
     worker_options.liveness = cfg.broker.liveness;
     worker_options.max_message_bytes = cfg.broker.max_message_bytes;
+    if (cfg.broker.curve.enabled) {
+      const std::string key =
+          vars.count("curve-key") ? vars["curve-key"].as<std::string>() : cfg.broker.curve.client_key;
+      if (key.empty()) {
+        throw std::runtime_error("broker.curve is on: give the expert a key (broker.curve.client_key or --curve-key)");
+      }
+      worker_options.curve_keys = security::ReadKeyPair(key);
+      worker_options.curve_server_key = security::ReadPublicKey(cfg.broker.curve.router_public_key);
+    }
     Worker worker(worker_options, MakeExpert(*expert_config));
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);

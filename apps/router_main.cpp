@@ -21,6 +21,8 @@
 #include "router/metrics.h"
 #include "router/query_pipeline.h"
 #include "router/supervisor.h"
+#include "security/curve_keys.h"
+#include "security/zap_handler.h"
 
 namespace thalamus::apps {
 namespace {
@@ -73,18 +75,33 @@ void InstallStopSignalHandlers() {
   sigaction(SIGTERM, &action, nullptr);
 }
 
+// The ZAP handler for the CURVE endpoints of the config, or none.
+std::unique_ptr<security::ZapHandler> StartZapHandler(const config::Config& config, EventLoop& loop, Metrics& metrics) {
+  std::map<std::string, std::string> domains;
+  if (config.broker.curve.enabled) domains["backend"] = config.broker.curve.authorized_keys;
+  if (config.broker.frontend_curve.enabled) domains["frontend"] = config.broker.frontend_curve.authorized_keys;
+  if (domains.empty()) return nullptr;
+  return std::make_unique<security::ZapHandler>(
+      loop.context(), domains, [&metrics](const std::string& domain) { metrics.CountAuthFailure(domain); });
+}
+
 int Serve(const config::Config& config, const std::string& config_path, const std::string& ready_file, bool supervise) {
   InstallStopSignalHandlers();
   gate::UseOneTorchThread();
 
   Metrics metrics;
   EventLoop loop;
+  // Before the sockets bind: libzmq asks the handler about every CURVE handshake.
+  std::unique_ptr<security::ZapHandler> zap = StartZapHandler(config, loop, metrics);
   Broker broker(config, loop, metrics);
   QueryPipeline pipeline(config, loop, broker, metrics);
+  std::optional<security::KeyPair> frontend_keys;
+  if (config.broker.frontend_curve.enabled)
+    frontend_keys = security::ReadKeyPair(config.broker.frontend_curve.router_key);
   std::unique_ptr<ZmqFrontend> frontend;
   if (!config.broker.frontend.empty())
-    frontend =
-        std::make_unique<ZmqFrontend>(config.broker.frontend, config.broker.max_message_bytes, loop, pipeline, metrics);
+    frontend = std::make_unique<ZmqFrontend>(config.broker.frontend, config.broker.max_message_bytes,
+                                             frontend_keys ? &*frontend_keys : nullptr, loop, pipeline, metrics);
   HttpServer http(config.http, pipeline, metrics, &loop);
   // Stops, in this order, on every way out (the front ends and the broker
   // must not be destroyed while the loop still watches their sockets).

@@ -24,6 +24,7 @@ int RunTokenize(int argc, char** argv);
 int RunGenerate(int argc, char** argv);
 int RunLogits(int argc, char** argv);
 int RunIngest(int argc, char** argv);  // ingest.cpp
+int RunKeys(int argc, char** argv);    // keys.cpp: `keys generate`
 
 // "1,2,3" to ids; throws std::invalid_argument naming the bad item (cli/tokenize.cpp).
 std::vector<int32_t> ParseIdList(const std::string& text);

@@ -104,6 +104,18 @@ void ParseHttp(const MapReader& map, HttpConfig& http) {
   map.RejectUnknown();
 }
 
+// Key files are paths, checked by the processes that read them (a router's
+// secret key need not exist on an expert's host).
+void ParseCurve(const MapReader& map, CurveConfig& curve, bool backend) {
+  curve.enabled = true;
+  for (const char* key : {"router_key", "router_public_key", "authorized_keys"}) map.RequiredString(key);
+  curve.router_key = map.Path("router_key", "");
+  curve.router_public_key = map.Path("router_public_key", "");
+  curve.authorized_keys = map.Path("authorized_keys", "");
+  if (backend) curve.client_key = map.Path("client_key", "");
+  map.RejectUnknown();
+}
+
 void ParseBroker(const MapReader& map, BrokerConfig& broker) {
   broker.frontend = map.String("frontend", broker.frontend);
   broker.backend = map.Endpoint("backend", broker.backend);
@@ -116,6 +128,8 @@ void ParseBroker(const MapReader& map, BrokerConfig& broker) {
   broker.max_workers_per_service = map.Int("max_workers_per_service", broker.max_workers_per_service, 1, 1 << 20);
   broker.max_workers = map.Int("max_workers", broker.max_workers, 1, 1 << 20);
   broker.max_message_bytes = map.Int("max_message_bytes", broker.max_message_bytes, 4096, 1 << 30);
+  if (auto node = map.Child("curve")) ParseCurve(*node, broker.curve, /*backend=*/true);
+  if (auto node = map.Child("frontend_curve")) ParseCurve(*node, broker.frontend_curve, /*backend=*/false);
   map.RejectUnknown();
 }
 

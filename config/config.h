@@ -62,6 +62,16 @@ struct HttpConfig {
   size_t max_body_bytes = 1 << 20;
 };
 
+// CURVE on one ZeroMQ endpoint (security/curve_keys.h for the key files,
+// written by `thalamus keys generate`). Absent: plaintext, no authentication.
+struct CurveConfig {
+  bool enabled = false;
+  std::string router_key;         // the router's key pair (.key): what it serves with
+  std::string router_public_key;  // the router's public key (.pub): what its peers check it by
+  std::string authorized_keys;    // folder of the *.pub files whose holders may connect
+  std::string client_key;         // backend only: the key pair experts connect with (--curve-key overrides)
+};
+
 struct BrokerConfig {
   std::string frontend = "tcp://127.0.0.1:5555";  // ZeroMQ front end for clients; "" disables
   std::string backend = "tcp://127.0.0.1:5556";   // experts connect here
@@ -77,6 +87,8 @@ struct BrokerConfig {
   // ZMQ_MAXMSGSIZE on both endpoints and on the experts' sockets: a larger
   // frame drops its sender's connection instead of being read whole.
   int max_message_bytes = 64 << 20;
+  CurveConfig curve;           // the backend (experts)
+  CurveConfig frontend_curve;  // the ZeroMQ front end (clients)
 };
 
 struct GateConfig {

@@ -331,6 +331,9 @@ void Worker::Impl::Run(const std::atomic<bool>& stop) {
     zmq::socket_t socket(context_, zmq::socket_type::dealer);
     socket.set(zmq::sockopt::linger, 0);
     socket.set(zmq::sockopt::maxmsgsize, options_.max_message_bytes);
+    if (!options_.curve_server_key.empty()) {
+      security::MakeCurveClient(socket, options_.curve_keys, options_.curve_server_key);
+    }
     socket.connect(options_.backend);
     if (Session(socket, stop)) continue;
     // Stopping: finish the work in hand, deliver it, then say goodbye.

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "experts/expert.h"
+#include "security/curve_keys.h"
 
 namespace thalamus::experts {
 
@@ -28,6 +29,10 @@ struct WorkerOptions {
   int heartbeat_ms = 250;
   int liveness = 3;
   int64_t max_message_bytes = 64 << 20;  // ZMQ_MAXMSGSIZE: a larger frame drops the connection
+  // CURVE: the worker's own key pair and the router's public key; no
+  // curve_server_key: plaintext.
+  security::KeyPair curve_keys;
+  std::string curve_server_key;
 };
 
 class Worker {

@@ -5,14 +5,15 @@
 
 namespace thalamus::frontends {
 
-ZmqFrontend::ZmqFrontend(const std::string& endpoint, int64_t max_message_bytes, router::EventLoop& loop,
-                         router::QueryService& service, router::Metrics& metrics)
+ZmqFrontend::ZmqFrontend(const std::string& endpoint, int64_t max_message_bytes, const security::KeyPair* curve,
+                         router::EventLoop& loop, router::QueryService& service, router::Metrics& metrics)
     : loop_(loop), service_(service), metrics_(metrics), socket_(loop.context(), zmq::socket_type::router) {
   socket_.set(zmq::sockopt::router_mandatory, 1);
   socket_.set(zmq::sockopt::linger, 0);
   socket_.set(zmq::sockopt::sndhwm, 100000);
   socket_.set(zmq::sockopt::rcvhwm, 100000);
   socket_.set(zmq::sockopt::maxmsgsize, max_message_bytes);
+  if (curve) security::MakeCurveServer(socket_, *curve, "frontend");
   socket_.bind(endpoint);
   endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
   loop_.AddSocket(socket_, [this] { OnReadable(); });

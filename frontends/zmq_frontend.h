@@ -15,14 +15,17 @@
 #include "router/event_loop.h"
 #include "router/metrics.h"
 #include "router/query_service.h"
+#include "security/curve_keys.h"
 
 namespace thalamus::frontends {
 
 class ZmqFrontend {
  public:
   // Binds `endpoint` now.
-  ZmqFrontend(const std::string& endpoint, int64_t max_message_bytes, router::EventLoop& loop,
-              router::QueryService& service, router::Metrics& metrics);
+  // With `curve`, a CURVE server whose clients the ZAP handler checks under
+  // the domain "frontend".
+  ZmqFrontend(const std::string& endpoint, int64_t max_message_bytes, const security::KeyPair* curve,
+              router::EventLoop& loop, router::QueryService& service, router::Metrics& metrics);
   // The bound endpoint, with a wildcard port resolved.
   const std::string& endpoint() const { return endpoint_; }
 

@@ -1,5 +1,7 @@
 #include "router/broker.h"
 
+#include "security/curve_keys.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <deque>
@@ -72,6 +74,9 @@ Broker::Broker(const config::Config& config, EventLoop& loop, Metrics& metrics)
   socket_.set(zmq::sockopt::sndhwm, 100000);
   socket_.set(zmq::sockopt::rcvhwm, 100000);
   socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config.broker.max_message_bytes));
+  if (config.broker.curve.enabled) {
+    security::MakeCurveServer(socket_, security::ReadKeyPair(config.broker.curve.router_key), "backend");
+  }
   socket_.bind(config.broker.backend);
   endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
   for (const config::ExpertConfig& expert : config.experts) {

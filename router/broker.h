@@ -41,7 +41,10 @@ namespace thalamus::router {
 
 class Broker : public Dispatcher {
  public:
-  // Binds the backend socket now (so its port is known), serving on `loop`.
+  // Binds the backend socket now (so its port is known), serving on `loop`;
+  // with broker.curve as a CURVE server whose clients the ZAP handler of the
+  // loop's context checks under the domain "backend" (throws
+  // security::KeyError for a bad key file).
   Broker(const config::Config& config, EventLoop& loop, Metrics& metrics);
   ~Broker();
 

@@ -131,8 +131,12 @@ struct Metrics::Families {
         refused_workers(CounterFamily(r, "thalamus_refused_workers_total",
                                       "READY messages refused: a service the config does not name (service=\"\") "
                                       "or one at its worker cap."),
-                        {"service"}) {
+                        {"service"}),
+        auth_failures(CounterFamily(r, "thalamus_auth_failures_total",
+                                    "CURVE handshakes refused: keys not in the endpoint's authorized keys."),
+                      {"endpoint"}) {
     refused_workers.Get({""});
+    for (const char* endpoint : {"frontend", "backend"}) auth_failures.Get({endpoint});
     for (const char* endpoint : {"frontend", "backend"}) invalid_frames.Get({endpoint});
   }
 
@@ -152,6 +156,7 @@ struct Metrics::Families {
   SeriesCache<prometheus::Histogram, 0> gate_entropy;
   SeriesCache<prometheus::Counter, 1> invalid_frames;
   SeriesCache<prometheus::Counter, 1> refused_workers;
+  SeriesCache<prometheus::Counter, 1> auth_failures;
 };
 
 Metrics::Metrics()
@@ -189,6 +194,8 @@ void Metrics::SetQueueDepth(const std::string& service, int n) { families_->queu
 void Metrics::SetInFlight(const std::string& service, int n) { families_->in_flight.Get({service}).Set(n); }
 
 void Metrics::CountInvalidFrame(const std::string& endpoint) { families_->invalid_frames.Get({endpoint}).Increment(); }
+
+void Metrics::CountAuthFailure(const std::string& endpoint) { families_->auth_failures.Get({endpoint}).Increment(); }
 
 void Metrics::CountRefusedWorker(const std::string& service) { families_->refused_workers.Get({service}).Increment(); }
 

@@ -37,6 +37,8 @@ class Metrics {
   // thalamus_invalid_frames_total{endpoint}: ZeroMQ frames refused by messages::Decode, on the
   // "frontend" and the "backend" (both series exist from the start, at 0).
   void CountInvalidFrame(const std::string& endpoint);
+  // thalamus_auth_failures_total{endpoint}: CURVE handshakes refused by the ZAP handler.
+  void CountAuthFailure(const std::string& endpoint);
   // thalamus_refused_workers_total{service}: READYs refused (unknown service: service="", or a cap).
   void CountRefusedWorker(const std::string& service);
   // thalamus_gate_entropy_bits: entropy of the trained gate's distribution per decision

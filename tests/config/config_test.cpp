@@ -140,6 +140,31 @@ TEST(Config, BadDevicesAndAggregationsNameTheKey) {
             "test.yaml:2:35: experts[0].launch: must be one of local, external, got 'remote'");
 }
 
+TEST(Config, CurveSectionsNameKeyFiles) {
+  testing::TempDir dir;
+  const std::string file = dir.Write("c.yaml", R"(broker:
+  curve: {router_key: keys/router.key, router_public_key: keys/router.pub, authorized_keys: keys/experts,
+          client_key: keys/expert.key}
+  frontend_curve: {router_key: keys/router.key, router_public_key: keys/router.pub, authorized_keys: keys/clients}
+experts:
+  - {name: a, kind: echo}
+)");
+  const Config cfg = LoadFile(file);
+  EXPECT_TRUE(cfg.broker.curve.enabled);
+  EXPECT_EQ(cfg.broker.curve.router_key, dir.path() + "/keys/router.key");
+  EXPECT_EQ(cfg.broker.curve.authorized_keys, dir.path() + "/keys/experts");
+  EXPECT_EQ(cfg.broker.curve.client_key, dir.path() + "/keys/expert.key");
+  EXPECT_TRUE(cfg.broker.frontend_curve.enabled);
+  EXPECT_EQ(cfg.broker.frontend_curve.authorized_keys, dir.path() + "/keys/clients");
+  EXPECT_FALSE(LoadString("experts:\n  - {name: a, kind: echo}\n", "t.yaml").broker.curve.enabled);
+  EXPECT_EQ(
+      ErrorOf("broker:\n  curve: {router_key: r.key, router_public_key: r.pub}\nexperts:\n  - {name: a, kind: echo}\n"),
+      "test.yaml:2:10: broker.curve.authorized_keys: is required");
+  EXPECT_EQ(ErrorOf("broker:\n  frontend_curve: {router_key: r.key, router_public_key: r.pub, authorized_keys: k, "
+                    "client_key: c.key}\nexperts:\n  - {name: a, kind: echo}\n"),
+            "test.yaml:2:85: broker.frontend_curve.client_key: unknown key");
+}
+
 TEST(Config, RagBlocksTakeSourcesAndIndexOptions) {
   testing::TempDir dir;
   std::string file = dir.Write("c.yaml", R"(experts:

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <functional>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -13,7 +15,9 @@
 #include "messages/messages.h"
 #include "router/event_loop.h"
 #include "router/metrics.h"
+#include "security/zap_handler.h"
 #include "tests/support/frames.h"
+#include "tests/support/process.h"
 
 namespace thalamus::frontends {
 namespace {
@@ -40,7 +44,7 @@ class EchoService : public router::QueryService {
 class ZmqFrontendTest : public ::testing::Test {
  protected:
   ZmqFrontendTest()
-      : frontend_("inproc://zmq-frontend-test", 1 << 20, loop_, service_, metrics_),
+      : frontend_("inproc://zmq-frontend-test", 1 << 20, nullptr, loop_, service_, metrics_),
         client_(loop_.context(), zmq::socket_type::dealer) {
     client_.set(zmq::sockopt::linger, 0);
     client_.connect(frontend_.endpoint());
@@ -116,7 +120,7 @@ TEST(ZmqFrontendLimits, AFrameOverTheSizeLimitIsNotRead) {
   router::EventLoop loop;
   router::Metrics metrics;
   EchoService service;
-  ZmqFrontend frontend("tcp://127.0.0.1:*", 1 << 20, loop, service, metrics);
+  ZmqFrontend frontend("tcp://127.0.0.1:*", 1 << 20, nullptr, loop, service, metrics);
   loop.Start();
   const auto ask = [&](zmq::socket_t& socket, const std::string& bytes) -> std::optional<wire::EnvelopeT> {
     socket.set(zmq::sockopt::linger, 0);
@@ -138,6 +142,41 @@ TEST(ZmqFrontendLimits, AFrameOverTheSizeLimitIsNotRead) {
   EXPECT_NE(metrics.Serialize().find("thalamus_invalid_frames_total{endpoint=\"frontend\"} 0"), std::string::npos);
   hostile.close();
   polite.close();
+  loop.Stop();
+}
+
+// frontend_curve: a client with an authorized key is answered; one without
+// a key (plaintext) or with an unknown key never reaches the service.
+TEST(ZmqFrontendCurve, OnlyAuthorizedClientsAreAnswered) {
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/clients");
+  const security::KeyPair server = security::GenerateKeyPair();
+  const security::KeyPair client = security::GenerateKeyPair();
+  security::WriteKeyPair(client, dir.path() + "/clients/app");
+  router::EventLoop loop;
+  router::Metrics metrics;
+  EchoService service;
+  security::ZapHandler zap(loop.context(), {{"frontend", dir.path() + "/clients"}},
+                           [&](const std::string& domain) { metrics.CountAuthFailure(domain); });
+  ZmqFrontend frontend("tcp://127.0.0.1:*", 1 << 20, &server, loop, service, metrics);
+  loop.Start();
+  const auto answered = [&](const std::function<void(zmq::socket_t&)>& configure) {
+    zmq::socket_t socket(loop.context(), zmq::socket_type::dealer);
+    socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::rcvtimeo, 500);
+    configure(socket);
+    socket.connect(frontend.endpoint());
+    wire::QueryT query;
+    query.prompt = "knock";
+    (void)socket.send(zmq::buffer(messages::EncodeBody(std::move(query))), zmq::send_flags::dontwait);
+    zmq::message_t message;
+    return socket.recv(message).has_value();
+  };
+  EXPECT_TRUE(answered([&](zmq::socket_t& s) { security::MakeCurveClient(s, client, server.public_key); }));
+  EXPECT_FALSE(answered([](zmq::socket_t&) {}));
+  const security::KeyPair stranger = security::GenerateKeyPair();
+  EXPECT_FALSE(answered([&](zmq::socket_t& s) { security::MakeCurveClient(s, stranger, server.public_key); }));
+  EXPECT_NE(metrics.Serialize().find("thalamus_auth_failures_total{endpoint=\"frontend\"} 1"), std::string::npos);
   loop.Stop();
 }
 

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -16,7 +18,9 @@
 #include "config/config.h"
 #include "router/event_loop.h"
 #include "router/metrics.h"
+#include "security/zap_handler.h"
 #include "tests/support/frames.h"
+#include "tests/support/process.h"
 
 namespace thalamus::router {
 namespace {
@@ -46,10 +50,13 @@ config::Config TestConfig() {
 // A worker as the expert runtime would be, driven by the test thread.
 class FakeWorker {
  public:
-  FakeWorker(EventLoop& loop, const std::string& endpoint, std::string name)
+  // `configure` runs before the socket connects (CURVE keys).
+  FakeWorker(EventLoop& loop, const std::string& endpoint, std::string name,
+             const std::function<void(zmq::socket_t&)>& configure = {})
       : name_(std::move(name)), socket_(loop.context(), zmq::socket_type::dealer) {
     socket_.set(zmq::sockopt::linger, 0);
     socket_.set(zmq::sockopt::routing_id, name_);
+    if (configure) configure(socket_);
     socket_.connect(endpoint);
   }
 
@@ -456,6 +463,59 @@ TEST_F(BrokerTest, AnInvalidFrameDropsTheWorkerThatSentIt) {
   c->Answer(c->NextRequest().request_id, "still serving");
   ASSERT_TRUE(served->Wait());
   EXPECT_EQ(served->reply.text, "still serving");
+}
+
+// CURVE on the backend: only the expert whose key is in the authorized folder
+// is served; one with an unknown key and a plaintext one never see a request.
+TEST(BrokerCurveTest, OnlyAuthorizedExpertsJoin) {
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/experts");
+  security::WriteKeyPair(security::GenerateKeyPair(), dir.path() + "/router");
+  const security::KeyPair good = security::GenerateKeyPair();
+  security::WriteKeyPair(good, dir.path() + "/experts/good");
+  config::Config config = TestConfig();
+  config.broker.backend = "tcp://127.0.0.1:*";
+  config.broker.curve = {true, dir.path() + "/router.key", dir.path() + "/router.pub", dir.path() + "/experts", ""};
+  const std::string server_key = security::ReadPublicKey(config.broker.curve.router_public_key);
+  EventLoop loop;
+  Metrics metrics;
+  security::ZapHandler zap(loop.context(), {{"backend", config.broker.curve.authorized_keys}},
+                           [&](const std::string& domain) { metrics.CountAuthFailure(domain); });
+  Broker broker(config, loop, metrics);
+  loop.Start();
+  const auto with_keys = [&](const security::KeyPair& keys) {
+    return [&, keys](zmq::socket_t& socket) { security::MakeCurveClient(socket, keys, server_key); };
+  };
+  FakeWorker intruder(loop, broker.endpoint(), "intruder", with_keys(security::GenerateKeyPair()));
+  FakeWorker plaintext(loop, broker.endpoint(), "plaintext");
+  intruder.Ready(8);
+  plaintext.Ready(8);
+  FakeWorker expert(loop, broker.endpoint(), "good", with_keys(good));
+  expert.Ready(1);
+  const auto until = std::chrono::steady_clock::now() + 2s;
+  while (!broker.HasLiveWorker("svc") && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(broker.HasLiveWorker("svc"));
+  auto result = std::make_shared<Result>();
+  loop.Call([&] {
+    DispatchCallbacks callbacks;
+    callbacks.on_reply = [result](wire::ExpertReplyT reply, const DispatchOutcome&) {
+      std::lock_guard lock(result->mu);
+      result->reply = std::move(reply);
+      result->done = true;
+      result->cv.notify_all();
+    };
+    wire::ExpertRequestT request;
+    request.prompt = "secret";
+    broker.Dispatch("svc", std::move(request), EventLoop::Clock::now() + 5s, std::move(callbacks));
+  });
+  expert.Answer(expert.NextRequest().request_id, "served");
+  ASSERT_TRUE(result->Wait());
+  EXPECT_EQ(result->reply.text, "served");
+  EXPECT_TRUE(intruder.GetsNothingFor(50ms));
+  EXPECT_TRUE(plaintext.GetsNothingFor(50ms));
+  EXPECT_EQ(broker.Services().at(0).live_workers, 1);
+  EXPECT_NE(metrics.Serialize().find("thalamus_auth_failures_total{endpoint=\"backend\"} 1"), std::string::npos);
+  loop.Stop();
 }
 
 }  // namespace

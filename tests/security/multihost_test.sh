@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Two hosts in network namespaces joined by a veth pair (10.231.N.1 and .2,
+# addresses that exist only inside this test): the router with CURVE on its
+# backend in one, experts in the other. The expert with an authorized key
+# serves; one with an unknown key and a plaintext one never join, and the
+# router logs and counts the refusals. Needs root (ip netns); exits 77
+# (skipped) without it. Usage: multihost_test.sh BIN_DIR
+set -euo pipefail
+bin=$1
+if [ "$(id -u)" -ne 0 ] || ! command -v ip > /dev/null; then
+  echo "multihost: needs root and iproute2; skipped"
+  exit 77
+fi
+id=$$
+net=$((id % 200 + 20))
+router_ns=thr-router-$id expert_ns=thr-expert-$id
+router_ip=10.231.$net.1 expert_ip=10.231.$net.2
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do
+    kill -9 "$pid" 2> /dev/null || true
+    wait "$pid" 2> /dev/null || true
+  done
+  ip netns del "$router_ns" 2> /dev/null || true
+  ip netns del "$expert_ns" 2> /dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+  echo "multihost: FAILED: $*"
+  echo "--- router log"; cat "$work/router.log" || true
+  for f in "$work"/expert-*.log; do echo "--- $f"; cat "$f"; done
+  exit 1
+}
+
+ip netns add "$router_ns"
+ip netns add "$expert_ns"
+ip link add "veth-r$id" type veth peer name "veth-e$id"
+ip link set "veth-r$id" netns "$router_ns"
+ip link set "veth-e$id" netns "$expert_ns"
+ip -n "$router_ns" addr add "$router_ip/24" dev "veth-r$id"
+ip -n "$expert_ns" addr add "$expert_ip/24" dev "veth-e$id"
+for ns in "$router_ns" "$expert_ns"; do ip -n "$ns" link set lo up; done
+ip -n "$router_ns" link set "veth-r$id" up
+ip -n "$expert_ns" link set "veth-e$id" up
+
+cd "$work"
+mkdir experts
+for name in router good rogue; do "$bin/thalamus" keys generate --out "$name" > /dev/null; done
+cp good.pub experts/
+experts='experts:
+  - {name: echo, kind: echo, replicas: 1, launch: external}'
+cat > router.yaml << YAML
+http: {host: 127.0.0.1, port: 8080}
+broker:
+  frontend: ""
+  backend: tcp://$router_ip:5556
+  heartbeat_ms: 100
+  curve: {router_key: router.key, router_public_key: router.pub, authorized_keys: experts, client_key: good.key}
+$experts
+YAML
+cat > plain.yaml << YAML
+broker: {frontend: "", backend: "tcp://$router_ip:5556", heartbeat_ms: 100}
+$experts
+YAML
+
+ip netns exec "$router_ns" "$bin/thalamus-router" --config router.yaml > router.log 2>&1 &
+pids+=($!)
+expert() {  # NAME ARGS...: an expert in the other namespace
+  local name=$1
+  shift
+  ip netns exec "$expert_ns" "$bin/thalamus-expert" --expert echo --backend "tcp://$router_ip:5556" "$@" \
+    > "expert-$name.log" 2>&1 &
+  pids+=($!)
+}
+in_router() { ip netns exec "$router_ns" curl -s --max-time 5 "$@"; }
+expert rogue --config router.yaml --curve-key rogue.key
+expert plain --config plain.yaml
+expert good --config router.yaml
+
+for _ in $(seq 100); do
+  in_router localhost:8080/readyz > /dev/null 2>&1 && [ "$(in_router -o /dev/null -w '%{http_code}' localhost:8080/readyz)" = 200 ] && break
+  sleep 0.1
+done
+answer=$(in_router localhost:8080/v1/chat/completions -H 'Content-Type: application/json' \
+  -d '{"model":"echo","messages":[{"role":"user","content":"across hosts"}]}') || fail "no answer"
+grep -q "across hosts" <<< "$answer" || fail "unexpected answer: $answer"
+sleep 1  # ten heartbeats: time enough for the others to have joined, were they let in
+live=$(in_router localhost:8080/v1/models | grep -o '"live_workers":[0-9]*' | cut -d: -f2)
+[ "$live" = 1 ] || fail "live workers: $live (expected only the authorized one)"
+refused=$(in_router localhost:8080/metrics | grep '^thalamus_auth_failures_total{endpoint="backend"}' | awk '{print $2}')
+[ "${refused%.*}" -ge 1 ] || fail "no refused handshake counted ($refused)"
+grep -q "is not authorized" router.log || fail "no refusal in the router's log"
+echo "multihost: the authorized expert answered across hosts; 1 live worker; $refused refused handshakes"
+echo "1 passed, 0 failed"

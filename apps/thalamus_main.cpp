@@ -20,7 +20,7 @@ constexpr Command kCommands[] = {
      cli::RunTokenize},
     {"generate", "continue a prompt: thalamus generate --model DIR --prompt TEXT --max-tokens N", cli::RunGenerate},
     {"logits", "logits of every position: thalamus logits --model DIR --ids 1,2,3", cli::RunLogits},
-    {"keys", "CURVE key pairs for the ZeroMQ endpoints: thalamus keys generate --out PATH", cli::RunKeys},
+    {"keys", "CURVE key pairs and HTTP API keys: thalamus keys generate|api --help", cli::RunKeys},
     {"ingest", "index files for a rag domain: thalamus ingest --domain NAME --index DIR FILES_OR_DIRS...",
      cli::RunIngest},
 };

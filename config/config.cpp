@@ -101,6 +101,18 @@ void ParseHttp(const MapReader& map, HttpConfig& http) {
   http.threads = map.Int("threads", http.threads, 0, 256);
   http.max_body_bytes =
       static_cast<size_t>(map.Int("max_body_bytes", static_cast<int>(http.max_body_bytes), 1024, 1 << 30));
+  http.api_keys = map.Path("api_keys", http.api_keys);
+  if (map.Has("open_endpoints")) {
+    http.open_healthz = http.open_readyz = http.open_metrics = false;
+    for (const std::string& name : map.StringList("open_endpoints")) {
+      bool* open = name == "healthz"   ? &http.open_healthz
+                   : name == "readyz"  ? &http.open_readyz
+                   : name == "metrics" ? &http.open_metrics
+                                       : nullptr;
+      if (!open) map.Fail("open_endpoints", "must list healthz, readyz or metrics, got '" + name + "'");
+      *open = true;
+    }
+  }
   map.RejectUnknown();
 }
 

@@ -60,6 +60,13 @@ struct HttpConfig {
   int port = 8080;  // 0: an ephemeral port
   int threads = 0;  // 0: on the router's event loop thread
   size_t max_body_bytes = 1 << 20;
+  // API keys (security/api_keys.h): a file of hashed keys; "" lets every
+  // request in. With keys, every endpoint but the open ones wants
+  // `Authorization: Bearer KEY`.
+  std::string api_keys;
+  bool open_healthz = true;  // http.open_endpoints: [healthz, readyz, metrics] by default
+  bool open_readyz = true;
+  bool open_metrics = true;
 };
 
 // CURVE on one ZeroMQ endpoint (security/curve_keys.h for the key files,

@@ -118,6 +118,13 @@ std::string MapReader::Endpoint(const std::string& key, const std::string& fallb
   return text;
 }
 
+bool MapReader::Has(const std::string& key) const {
+  for (auto it = node_.begin(); it != node_.end(); ++it) {
+    if (it->first.IsScalar() && it->first.Scalar() == key) return true;
+  }
+  return false;
+}
+
 int MapReader::Int(const std::string& key, int fallback, int min, int max) const {
   auto value = Get(key);
   if (!value) return fallback;

@@ -34,6 +34,8 @@ class MapReader {
   int Int(const std::string& key, int fallback, int min, int max) const;
   double Double(const std::string& key, double fallback, double min, double max) const;
   bool Bool(const std::string& key, bool fallback) const;
+  // Whether the map has `key` (it does not count as read).
+  bool Has(const std::string& key) const;
   // A nested map, if present.
   std::optional<MapReader> Child(const std::string& key) const;
   // A list of maps; empty if absent.

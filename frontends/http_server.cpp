@@ -22,7 +22,9 @@ class HttpServer::Impl {
        router::EventLoop* loop)
       : context_(
             std::make_shared<http_internal::ServerContext>(http_internal::ServerContext{config, service, metrics})),
-        loop_(loop) {}
+        loop_(loop) {
+    if (!config.api_keys.empty()) context_->api_keys = security::ApiKeys::Load(config.api_keys);
+  }
 
   ~Impl() { Stop(); }
 

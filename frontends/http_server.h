@@ -29,7 +29,10 @@ namespace thalamus::frontends {
 
 class HttpServer {
  public:
-  // `loop` may be null when config.threads >= 1.
+  // `loop` may be null when config.threads >= 1. Reads config.api_keys
+  // (throws security::KeyError naming the file for a bad one): then every
+  // endpoint but the open ones answers 401 without `Authorization: Bearer
+  // KEY`, and each key's rpm/tpm limits answer 429 with Retry-After.
   HttpServer(const config::HttpConfig& config, router::QueryService& service, router::Metrics& metrics,
              router::EventLoop* loop = nullptr);
   ~HttpServer();  // Stop()s

@@ -95,6 +95,18 @@ bool IsJsonContentType(std::string_view value) {
   return true;
 }
 
+// The token of `Authorization: Bearer TOKEN`; "" for anything else.
+std::string_view BearerToken(std::string_view header) {
+  constexpr std::string_view kScheme = "Bearer ";
+  if (header.size() <= kScheme.size() ||
+      !std::equal(kScheme.begin(), kScheme.end(), header.begin(), [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+      })) {
+    return {};
+  }
+  return header.substr(kScheme.size());
+}
+
 openai::Api ApiOf(RouteId id) {
   if (id == RouteId::kChat) return openai::Api::kChat;
   if (id == RouteId::kCompletion) return openai::Api::kCompletion;
@@ -193,6 +205,15 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     if (!route) {
       return RespondError(404, "no such endpoint: " + std::string(request.target().substr(0, 256)), "not_found");
     }
+    key_ = nullptr;
+    if (context_->api_keys && !IsOpen(route->id)) {
+      key_ = context_->api_keys->Find(BearerToken(View(request[http::field::authorization])));
+      if (!key_) {
+        context_->gate->IfOpen([&] { context_->metrics.CountAuthFailure("http"); });
+        return RespondError(401, "Incorrect or missing API key: send Authorization: Bearer YOUR_KEY",
+                            "invalid_api_key");
+      }
+    }
     if (request.method() != route->method) {
       allow_ = std::string(http::to_string(route->method));
       return RespondError(
@@ -217,8 +238,22 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     }
   }
 
+  // Whether the route answers without an API key (http.open_endpoints).
+  bool IsOpen(RouteId id) const {
+    const config::HttpConfig& config = context_->config;
+    return (id == RouteId::kHealth && config.open_healthz) || (id == RouteId::kReady && config.open_readyz) ||
+           (id == RouteId::kMetrics && config.open_metrics);
+  }
+
   void HandleQuery(openai::Api api) {
     const auto& request = parser_->get();
+    if (key_) {
+      if (const int wait = context_->api_keys->Admit(*key_)) {
+        return Respond(
+            429, openai::ErrorJson(429, "API key '" + key_->name + "' is over its rate limit", "rate_limit_exceeded"),
+            "application/json", wait);
+      }
+    }
     if (!IsJsonContentType(View(request[http::field::content_type]))) {
       return RespondError(415,
                           "Content-Type must be application/json, got \"" +
@@ -286,6 +321,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
 
   void OnResult(wire::QueryResultT result) {
     waiting_.cancel();
+    if (key_) context_->api_keys->Charge(*key_, int64_t{result.prompt_tokens} + result.completion_tokens);
     if (closed_) return;
     const bool ok = result.status == wire::StatusCode::OK;
     if (!stream_started_) {
@@ -406,7 +442,10 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
     // Through the gate: with http.threads 0 a closed connection's last
     // handlers may run after the server (and the Metrics it borrowed) is gone.
-    context_->gate->IfOpen([&] { context_->metrics.ObserveHttp(route_label_, status, seconds); });
+    context_->gate->IfOpen([&] {
+      context_->metrics.ObserveHttp(route_label_, status, seconds);
+      if (key_) context_->metrics.ObserveApiKey(key_->name, status);
+    });
     route_label_.clear();
   }
 
@@ -447,7 +486,8 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   std::optional<http::request_parser<http::string_body>> parser_;
 
   // The request being answered.
-  std::string route_label_;  // the metrics label; empty once counted
+  std::string route_label_;                // the metrics label; empty once counted
+  const security::ApiKey* key_ = nullptr;  // the request's API key, when keys are on
   Clock::time_point started_;
   bool keep_alive_ = false;
   unsigned version_ = 11;

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "router/metrics.h"
 #include "router/query_service.h"
+#include "security/api_keys.h"
 
 namespace thalamus::frontends::http_internal {
 
@@ -70,6 +71,7 @@ struct ServerContext {
   int64_t started_unix = 0;  // "created" of /v1/models entries
   std::shared_ptr<CallbackGate> gate = std::make_shared<CallbackGate>();
   std::shared_ptr<ConnectionSet> connections = std::make_shared<ConnectionSet>();
+  std::shared_ptr<security::ApiKeys> api_keys;  // null: no authentication
 };
 
 // A connection's socket, on its io_context's own executor type rather than

@@ -134,9 +134,12 @@ struct Metrics::Families {
                         {"service"}),
         auth_failures(CounterFamily(r, "thalamus_auth_failures_total",
                                     "CURVE handshakes refused: keys not in the endpoint's authorized keys."),
-                      {"endpoint"}) {
+                      {"endpoint"}),
+        api_key_requests(
+            CounterFamily(r, "thalamus_api_key_requests_total", "HTTP requests by API key name and status code."),
+            {"key", "status"}) {
     refused_workers.Get({""});
-    for (const char* endpoint : {"frontend", "backend"}) auth_failures.Get({endpoint});
+    for (const char* endpoint : {"frontend", "backend", "http"}) auth_failures.Get({endpoint});
     for (const char* endpoint : {"frontend", "backend"}) invalid_frames.Get({endpoint});
   }
 
@@ -157,6 +160,7 @@ struct Metrics::Families {
   SeriesCache<prometheus::Counter, 1> invalid_frames;
   SeriesCache<prometheus::Counter, 1> refused_workers;
   SeriesCache<prometheus::Counter, 1> auth_failures;
+  SeriesCache<prometheus::Counter, 2> api_key_requests;
 };
 
 Metrics::Metrics()
@@ -194,6 +198,10 @@ void Metrics::SetQueueDepth(const std::string& service, int n) { families_->queu
 void Metrics::SetInFlight(const std::string& service, int n) { families_->in_flight.Get({service}).Set(n); }
 
 void Metrics::CountInvalidFrame(const std::string& endpoint) { families_->invalid_frames.Get({endpoint}).Increment(); }
+
+void Metrics::ObserveApiKey(const std::string& key_name, int status) {
+  families_->api_key_requests.Get({key_name, std::to_string(status)}).Increment();
+}
 
 void Metrics::CountAuthFailure(const std::string& endpoint) { families_->auth_failures.Get({endpoint}).Increment(); }
 

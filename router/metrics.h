@@ -37,7 +37,10 @@ class Metrics {
   // thalamus_invalid_frames_total{endpoint}: ZeroMQ frames refused by messages::Decode, on the
   // "frontend" and the "backend" (both series exist from the start, at 0).
   void CountInvalidFrame(const std::string& endpoint);
-  // thalamus_auth_failures_total{endpoint}: CURVE handshakes refused by the ZAP handler.
+  // thalamus_api_key_requests_total{key,status}: HTTP requests per API key name (never the key).
+  void ObserveApiKey(const std::string& key_name, int status);
+  // thalamus_auth_failures_total{endpoint}: CURVE handshakes refused by the ZAP handler
+  // (frontend, backend), HTTP requests without a valid API key (http).
   void CountAuthFailure(const std::string& endpoint);
   // thalamus_refused_workers_total{service}: READYs refused (unknown service: service="", or a cap).
   void CountRefusedWorker(const std::string& service);

@@ -165,6 +165,22 @@ experts:
             "test.yaml:2:85: broker.frontend_curve.client_key: unknown key");
 }
 
+TEST(Config, HttpApiKeysAndOpenEndpoints) {
+  const Config open = LoadString("experts:\n  - {name: a, kind: echo}\n", "t.yaml");
+  EXPECT_EQ(open.http.api_keys, "");
+  EXPECT_TRUE(open.http.open_healthz && open.http.open_readyz && open.http.open_metrics);
+  const Config keyed = LoadString(
+      "http: {api_keys: /etc/thalamus/api-keys, open_endpoints: [healthz]}\nexperts:\n  - {name: a, kind: echo}\n",
+      "t.yaml");
+  EXPECT_EQ(keyed.http.api_keys, "/etc/thalamus/api-keys");
+  EXPECT_TRUE(keyed.http.open_healthz);
+  EXPECT_FALSE(keyed.http.open_readyz);
+  EXPECT_FALSE(keyed.http.open_metrics);
+  EXPECT_NE(ErrorOf("http: {open_endpoints: [healthz, v1]}\nexperts:\n  - {name: a, kind: echo}\n")
+                .find("http.open_endpoints: must list healthz, readyz or metrics, got 'v1'"),
+            std::string::npos);
+}
+
 TEST(Config, RagBlocksTakeSourcesAndIndexOptions) {
   testing::TempDir dir;
   std::string file = dir.Write("c.yaml", R"(experts:

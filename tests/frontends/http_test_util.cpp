@@ -174,12 +174,13 @@ int DefaultHttpThreads() {
   return value && *value ? std::atoi(value) : 2;
 }
 
-TestServer::TestServer(size_t max_body_bytes, int threads) {
+TestServer::TestServer(size_t max_body_bytes, int threads, const std::function<void(config::HttpConfig&)>& configure) {
   config::HttpConfig config;
   config.host = "127.0.0.1";
   config.port = 0;
   config.threads = threads;
   config.max_body_bytes = max_body_bytes;
+  if (configure) configure(config);
   if (threads == 0) loop.Start();
   server = std::make_unique<HttpServer>(config, service, metrics, threads == 0 ? &loop : nullptr);
   server->Start();
@@ -201,6 +202,7 @@ Response TestClient::Request(http::verb method, const std::string& target, const
                              const std::string& content_type) {
   http::request<http::string_body> request(method, target, 11);
   request.set(http::field::host, "127.0.0.1");
+  if (!authorization.empty()) request.set(http::field::authorization, authorization);
   if (!body.empty() || method == http::verb::post) {
     request.set(http::field::content_type, content_type);
     request.body() = body;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -97,7 +98,9 @@ int DefaultHttpThreads();
 // A started HttpServer on 127.0.0.1 with an ephemeral port; with threads 0 it
 // serves on `loop`, which only then runs.
 struct TestServer {
-  explicit TestServer(size_t max_body_bytes = 1 << 20, int threads = DefaultHttpThreads());
+  // `configure` changes the config before the server starts (API keys, ...).
+  explicit TestServer(size_t max_body_bytes = 1 << 20, int threads = DefaultHttpThreads(),
+                      const std::function<void(config::HttpConfig&)>& configure = {});
   ~TestServer();
   int port() const { return server->port(); }
 
@@ -118,6 +121,8 @@ class TestClient {
     return Request(http::verb::post, target, body.dump());
   }
   Response Get(const std::string& target) { return Request(http::verb::get, target); }
+  // Sent as the Authorization header of every request; "" sends none.
+  std::string authorization;
   // Writes bytes as they are, and reads one response.
   void WriteRaw(const std::string& bytes);
   Response ReadResponse();

@@ -85,6 +85,21 @@ std::unique_ptr<security::ZapHandler> StartZapHandler(const config::Config& conf
       loop.context(), domains, [&metrics](const std::string& domain) { metrics.CountAuthFailure(domain); });
 }
 
+// The ZeroMQ front end of config.broker, bound now.
+std::unique_ptr<ZmqFrontend> StartZmqFrontend(const config::Config& config, EventLoop& loop, QueryPipeline& pipeline,
+                                              Metrics& metrics) {
+  std::optional<security::KeyPair> keys;
+  if (config.broker.frontend_curve.enabled) keys = security::ReadKeyPair(config.broker.frontend_curve.router_key);
+  frontends::ZmqFrontendOptions options;
+  options.endpoint = config.broker.frontend;
+  options.max_message_bytes = config.broker.max_message_bytes;
+  options.max_in_flight_per_client = config.broker.frontend_max_in_flight;
+  options.retry_after_ms = static_cast<uint32_t>(config.broker.retry_after_ms);
+  options.send_high_water_mark = config.broker.frontend_send_hwm;
+  options.curve = keys ? &*keys : nullptr;
+  return std::make_unique<ZmqFrontend>(options, loop, pipeline, metrics);
+}
+
 int Serve(const config::Config& config, const std::string& config_path, const std::string& ready_file, bool supervise) {
   InstallStopSignalHandlers();
   gate::UseOneTorchThread();
@@ -95,13 +110,8 @@ int Serve(const config::Config& config, const std::string& config_path, const st
   std::unique_ptr<security::ZapHandler> zap = StartZapHandler(config, loop, metrics);
   Broker broker(config, loop, metrics);
   QueryPipeline pipeline(config, loop, broker, metrics);
-  std::optional<security::KeyPair> frontend_keys;
-  if (config.broker.frontend_curve.enabled)
-    frontend_keys = security::ReadKeyPair(config.broker.frontend_curve.router_key);
   std::unique_ptr<ZmqFrontend> frontend;
-  if (!config.broker.frontend.empty())
-    frontend = std::make_unique<ZmqFrontend>(config.broker.frontend, config.broker.max_message_bytes,
-                                             frontend_keys ? &*frontend_keys : nullptr, loop, pipeline, metrics);
+  if (!config.broker.frontend.empty()) frontend = StartZmqFrontend(config, loop, pipeline, metrics);
   HttpServer http(config.http, pipeline, metrics, &loop);
   // Stops, in this order, on every way out (the front ends and the broker
   // must not be destroyed while the loop still watches their sockets).

@@ -84,13 +84,10 @@ const std::set<std::string>& KindKeys(ExpertKind kind) {
                                             "chunk_size", "chunk_overlap", "chunk_unit", "sources",  "include",
                                             "exclude",    "nprobe",        "ef_search"};
   switch (kind) {
-    case ExpertKind::kEcho:
-      return echo;
+    case ExpertKind::kEcho: return echo;
     case ExpertKind::kMamba:
-    case ExpertKind::kTransformer:
-      return language_model;
-    case ExpertKind::kRag:
-      return rag;
+    case ExpertKind::kTransformer: return language_model;
+    case ExpertKind::kRag: return rag;
   }
   return echo;
 }
@@ -140,6 +137,8 @@ void ParseBroker(const MapReader& map, BrokerConfig& broker) {
   broker.max_workers_per_service = map.Int("max_workers_per_service", broker.max_workers_per_service, 1, 1 << 20);
   broker.max_workers = map.Int("max_workers", broker.max_workers, 1, 1 << 20);
   broker.max_message_bytes = map.Int("max_message_bytes", broker.max_message_bytes, 4096, 1 << 30);
+  broker.frontend_max_in_flight = map.Int("frontend_max_in_flight", broker.frontend_max_in_flight, 1, 1 << 20);
+  broker.frontend_send_hwm = map.Int("frontend_send_hwm", broker.frontend_send_hwm, 1, 1 << 24);
   if (auto node = map.Child("curve")) ParseCurve(*node, broker.curve, /*backend=*/true);
   if (auto node = map.Child("frontend_curve")) ParseCurve(*node, broker.frontend_curve, /*backend=*/false);
   map.RejectUnknown();

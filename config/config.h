@@ -94,8 +94,10 @@ struct BrokerConfig {
   // ZMQ_MAXMSGSIZE on both endpoints and on the experts' sockets: a larger
   // frame drops its sender's connection instead of being read whole.
   int max_message_bytes = 64 << 20;
-  CurveConfig curve;           // the backend (experts)
-  CurveConfig frontend_curve;  // the ZeroMQ front end (clients)
+  int frontend_max_in_flight = 64;  // unanswered queries per ZeroMQ client; more: 429 at once
+  int frontend_send_hwm = 1000;     // answer frames queued for a ZeroMQ client that does not read
+  CurveConfig curve;                // the backend (experts)
+  CurveConfig frontend_curve;       // the ZeroMQ front end (clients)
 };
 
 struct GateConfig {

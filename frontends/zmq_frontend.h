@@ -9,6 +9,7 @@
 #pragma once
 
 #include <string>
+#include <unordered_map>
 
 #include <zmq.hpp>
 
@@ -19,13 +20,25 @@
 
 namespace thalamus::frontends {
 
+// Bounds that hold against clients that flood or never read.
+struct ZmqFrontendOptions {
+  std::string endpoint;
+  int64_t max_message_bytes = 64 << 20;  // ZMQ_MAXMSGSIZE
+  // Queries one client (one ZeroMQ identity) may have unanswered; more are
+  // answered OVERLOADED with retry_after_ms at once.
+  int max_in_flight_per_client = 64;
+  uint32_t retry_after_ms = 1000;
+  // Answer frames queued for one client that does not read (ZMQ_SNDHWM);
+  // beyond it answers are dropped and counted, not buffered without end.
+  int send_high_water_mark = 1000;
+  const security::KeyPair* curve = nullptr;  // CURVE server keys, ZAP domain "frontend"; null: plaintext
+};
+
 class ZmqFrontend {
  public:
-  // Binds `endpoint` now.
-  // With `curve`, a CURVE server whose clients the ZAP handler checks under
-  // the domain "frontend".
-  ZmqFrontend(const std::string& endpoint, int64_t max_message_bytes, const security::KeyPair* curve,
-              router::EventLoop& loop, router::QueryService& service, router::Metrics& metrics);
+  // Binds options.endpoint now.
+  ZmqFrontend(const ZmqFrontendOptions& options, router::EventLoop& loop, router::QueryService& service,
+              router::Metrics& metrics);
   // The bound endpoint, with a wildcard port resolved.
   const std::string& endpoint() const { return endpoint_; }
 
@@ -33,6 +46,8 @@ class ZmqFrontend {
   void OnReadable();
   void Reply(const std::vector<std::string>& route, const std::string& payload);
 
+  ZmqFrontendOptions options_;
+  std::unordered_map<std::string, int> in_flight_;  // per client identity; loop thread only
   router::EventLoop& loop_;
   router::QueryService& service_;
   router::Metrics& metrics_;

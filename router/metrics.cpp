@@ -137,7 +137,11 @@ struct Metrics::Families {
                       {"endpoint"}),
         api_key_requests(
             CounterFamily(r, "thalamus_api_key_requests_total", "HTTP requests by API key name and status code."),
-            {"key", "status"}) {
+            {"key", "status"}),
+        dropped_answers(CounterFamily(r, "thalamus_frontend_dropped_answers_total",
+                                      "Answer frames dropped for ZeroMQ clients that did not read them."),
+                        {}) {
+    dropped_answers.Get({});
     refused_workers.Get({""});
     for (const char* endpoint : {"frontend", "backend", "http"}) auth_failures.Get({endpoint});
     for (const char* endpoint : {"frontend", "backend"}) invalid_frames.Get({endpoint});
@@ -161,6 +165,7 @@ struct Metrics::Families {
   SeriesCache<prometheus::Counter, 1> refused_workers;
   SeriesCache<prometheus::Counter, 1> auth_failures;
   SeriesCache<prometheus::Counter, 2> api_key_requests;
+  SeriesCache<prometheus::Counter, 0> dropped_answers;
 };
 
 Metrics::Metrics()
@@ -198,6 +203,8 @@ void Metrics::SetQueueDepth(const std::string& service, int n) { families_->queu
 void Metrics::SetInFlight(const std::string& service, int n) { families_->in_flight.Get({service}).Set(n); }
 
 void Metrics::CountInvalidFrame(const std::string& endpoint) { families_->invalid_frames.Get({endpoint}).Increment(); }
+
+void Metrics::CountDroppedAnswer() { families_->dropped_answers.Get({}).Increment(); }
 
 void Metrics::ObserveApiKey(const std::string& key_name, int status) {
   families_->api_key_requests.Get({key_name, std::to_string(status)}).Increment();

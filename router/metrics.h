@@ -37,6 +37,9 @@ class Metrics {
   // thalamus_invalid_frames_total{endpoint}: ZeroMQ frames refused by messages::Decode, on the
   // "frontend" and the "backend" (both series exist from the start, at 0).
   void CountInvalidFrame(const std::string& endpoint);
+  // thalamus_frontend_dropped_answers_total: answer frames not sent to a ZeroMQ client at its
+  // high-water mark (a client that does not read).
+  void CountDroppedAnswer();
   // thalamus_api_key_requests_total{key,status}: HTTP requests per API key name (never the key).
   void ObserveApiKey(const std::string& key_name, int status);
   // thalamus_auth_failures_total{endpoint}: CURVE handshakes refused by the ZAP handler

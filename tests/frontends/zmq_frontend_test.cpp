@@ -9,8 +9,12 @@
 #include <filesystem>
 #include <functional>
 #include <iterator>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "messages/messages.h"
 #include "router/event_loop.h"
@@ -41,10 +45,42 @@ class EchoService : public router::QueryService {
   bool Ready() const override { return true; }
 };
 
+ZmqFrontendOptions Options(const std::string& endpoint, const security::KeyPair* curve = nullptr) {
+  ZmqFrontendOptions options;
+  options.endpoint = endpoint;
+  options.max_message_bytes = 1 << 20;
+  options.curve = curve;
+  return options;
+}
+
+// Holds every query until the test answers it.
+class HoldingService : public EchoService {
+ public:
+  void SubmitInLoop(wire::QueryT query, router::QueryCallbacks callbacks) override {
+    std::lock_guard lock(mu_);
+    held_.emplace_back(std::move(query), std::move(callbacks));
+  }
+  size_t held() {
+    std::lock_guard lock(mu_);
+    return held_.size();
+  }
+  // The oldest held query's callbacks, to answer on the loop thread.
+  router::QueryCallbacks Take() {
+    std::lock_guard lock(mu_);
+    router::QueryCallbacks callbacks = std::move(held_.front().second);
+    held_.erase(held_.begin());
+    return callbacks;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<wire::QueryT, router::QueryCallbacks>> held_;
+};
+
 class ZmqFrontendTest : public ::testing::Test {
  protected:
   ZmqFrontendTest()
-      : frontend_("inproc://zmq-frontend-test", 1 << 20, nullptr, loop_, service_, metrics_),
+      : frontend_(Options("inproc://zmq-frontend-test"), loop_, service_, metrics_),
         client_(loop_.context(), zmq::socket_type::dealer) {
     client_.set(zmq::sockopt::linger, 0);
     client_.connect(frontend_.endpoint());
@@ -114,13 +150,73 @@ TEST_F(ZmqFrontendTest, BodylessAndWrongFramesAreBadRequestsAndServingGoesOn) {
   EXPECT_NE(metrics_.Serialize().find(expected), std::string::npos) << expected;
 }
 
+// One client may have only so many queries unanswered; others are not held back.
+TEST(ZmqFrontendLimits, AClientBeyondItsQueriesInFlightGetsOverloaded) {
+  router::EventLoop loop;
+  router::Metrics metrics;
+  HoldingService service;
+  ZmqFrontendOptions options = Options("inproc://zmq-frontend-in-flight");
+  options.max_in_flight_per_client = 2;
+  options.retry_after_ms = 700;
+  ZmqFrontend frontend(options, loop, service, metrics);
+  loop.Start();
+  const auto client = [&] {
+    zmq::socket_t socket(loop.context(), zmq::socket_type::dealer);
+    socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::rcvtimeo, 2000);
+    socket.connect(frontend.endpoint());
+    return socket;
+  };
+  const auto ask = [](zmq::socket_t& socket, uint64_t id) {
+    wire::QueryT query;
+    query.prompt = "q";
+    query.client_request_id = id;
+    socket.send(zmq::buffer(messages::EncodeBody(std::move(query))), zmq::send_flags::none);
+  };
+  const auto result = [](zmq::socket_t& socket) {
+    zmq::message_t message;
+    EXPECT_TRUE(socket.recv(message).has_value());
+    auto envelope = messages::Decode(message.data(), message.size());
+    return envelope && envelope->body.type == wire::Body::QueryResult ? *envelope->body.AsQueryResult()
+                                                                      : wire::QueryResultT();
+  };
+  zmq::socket_t greedy = client();
+  for (uint64_t id = 1; id <= 3; ++id) ask(greedy, id);
+  const wire::QueryResultT refused = result(greedy);
+  EXPECT_EQ(refused.status, wire::StatusCode::OVERLOADED);
+  EXPECT_EQ(refused.client_request_id, 3u);
+  EXPECT_EQ(refused.retry_after_ms, 700u);
+  EXPECT_EQ(service.held(), 2u);
+  zmq::socket_t other = client();
+  ask(other, 9);
+  const auto until = std::chrono::steady_clock::now() + 2s;
+  while (service.held() < 3 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(service.held(), 3u);  // another client is not held back
+  loop.Call([&] {
+    wire::QueryResultT answer;
+    answer.client_request_id = 1;
+    service.Take().on_result(std::move(answer));
+  });
+  EXPECT_EQ(result(greedy).client_request_id, 1u);
+  ask(greedy, 4);  // a slot is free again
+  const auto later = std::chrono::steady_clock::now() + 2s;
+  while (service.held() < 3 && std::chrono::steady_clock::now() < later) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(service.held(), 3u);
+  loop.Call([&] {
+    while (service.held() > 0) service.Take().on_result(wire::QueryResultT());
+  });
+  greedy.close();
+  other.close();
+  loop.Stop();
+}
+
 // ZMQ_MAXMSGSIZE works on the stream transports (tcp, ipc): a frame over the
 // limit drops its sender's connection before it is read into memory.
 TEST(ZmqFrontendLimits, AFrameOverTheSizeLimitIsNotRead) {
   router::EventLoop loop;
   router::Metrics metrics;
   EchoService service;
-  ZmqFrontend frontend("tcp://127.0.0.1:*", 1 << 20, nullptr, loop, service, metrics);
+  ZmqFrontend frontend(Options("tcp://127.0.0.1:*"), loop, service, metrics);
   loop.Start();
   const auto ask = [&](zmq::socket_t& socket, const std::string& bytes) -> std::optional<wire::EnvelopeT> {
     socket.set(zmq::sockopt::linger, 0);
@@ -158,7 +254,7 @@ TEST(ZmqFrontendCurve, OnlyAuthorizedClientsAreAnswered) {
   EchoService service;
   security::ZapHandler zap(loop.context(), {{"frontend", dir.path() + "/clients"}},
                            [&](const std::string& domain) { metrics.CountAuthFailure(domain); });
-  ZmqFrontend frontend("tcp://127.0.0.1:*", 1 << 20, &server, loop, service, metrics);
+  ZmqFrontend frontend(Options("tcp://127.0.0.1:*", &server), loop, service, metrics);
   loop.Start();
   const auto answered = [&](const std::function<void(zmq::socket_t&)>& configure) {
     zmq::socket_t socket(loop.context(), zmq::socket_type::dealer);

@@ -10,14 +10,10 @@ namespace thalamus::experts {
 // Each kind's maker.
 std::unique_ptr<Expert> MakeExpert(const config::ExpertConfig& expert_config) {
   switch (expert_config.kind) {
-    case config::ExpertKind::kEcho:
-      return MakeEchoExpert(expert_config);
-    case config::ExpertKind::kMamba:
-      return MakeMambaExpert(expert_config);
-    case config::ExpertKind::kTransformer:
-      return MakeTransformerExpert(expert_config);
-    case config::ExpertKind::kRag:
-      return MakeRagExpert(expert_config);
+    case config::ExpertKind::kEcho: return MakeEchoExpert(expert_config);
+    case config::ExpertKind::kMamba: return MakeMambaExpert(expert_config);
+    case config::ExpertKind::kTransformer: return MakeTransformerExpert(expert_config);
+    case config::ExpertKind::kRag: return MakeRagExpert(expert_config);
   }
   throw std::logic_error("expert '" + expert_config.name + "': unhandled kind");
 }

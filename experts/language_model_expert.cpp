@@ -176,9 +176,7 @@ class LanguageModelExpert : public Expert {
         result.tokens.empty() ? 1.0f : static_cast<float>(std::exp(result.logprob_sum / result.tokens.size()));
     switch (result.finish_reason) {
       case models::FinishReason::kStop:
-      case models::FinishReason::kLength:
-        reply.finish_reason = models::FinishReasonName(result.finish_reason);
-        break;
+      case models::FinishReason::kLength: reply.finish_reason = models::FinishReasonName(result.finish_reason); break;
       case models::FinishReason::kCancelled:
         reply.status = wire::StatusCode::CANCELLED;
         reply.finish_reason = "cancelled";

@@ -231,9 +231,7 @@ void Worker::Impl::HandleFrame(zmq::socket_t& socket, const zmq::message_t& fram
     return;
   }
   switch (envelope->body.type) {
-    case wire::Body::ExpertRequest:
-      Accept(socket, std::move(*envelope->body.AsExpertRequest()));
-      break;
+    case wire::Body::ExpertRequest: Accept(socket, std::move(*envelope->body.AsExpertRequest())); break;
     case wire::Body::Cancel: {
       std::lock_guard lock(jobs_mutex_);
       auto it = jobs_.find(envelope->body.AsCancel()->request_id);
@@ -242,11 +240,8 @@ void Worker::Impl::HandleFrame(zmq::socket_t& socket, const zmq::message_t& fram
       if (it != jobs_.end() && it->second->Cancel()) ++cancelled_jobs_;
       break;
     }
-    case wire::Body::Disconnect:
-      disconnect = true;
-      break;
-    case wire::Body::Heartbeat:
-      break;
+    case wire::Body::Disconnect: disconnect = true; break;
+    case wire::Body::Heartbeat: break;
     default:
       invalid_frames++;
       std::fprintf(stderr, "thalamus-expert: ignored a %s from the router\n", wire::EnumNameBody(envelope->body.type));

@@ -222,8 +222,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
           "method_not_allowed");
     }
     switch (route->id) {
-      case RouteId::kHealth:
-        return Respond(200, R"({"status":"ok"})", "application/json");
+      case RouteId::kHealth: return Respond(200, R"({"status":"ok"})", "application/json");
       case RouteId::kReady: {
         bool ready = context_->service.Ready();
         return Respond(ready ? 200 : 503, openai::ReadyJson(ready, context_->service.Services()), "application/json");
@@ -233,8 +232,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
                        "application/json");
       case RouteId::kMetrics:
         return Respond(200, context_->metrics.Serialize(), "text/plain; version=0.0.4; charset=utf-8");
-      default:
-        return HandleQuery(ApiOf(route->id));
+      default: return HandleQuery(ApiOf(route->id));
     }
   }
 

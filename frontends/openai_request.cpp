@@ -29,20 +29,13 @@ constexpr double kMaxTemperature = 100.0;
 
 std::string Describe(const json& value) {
   switch (value.type()) {
-    case json::value_t::null:
-      return "null";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::array:
-      return "an array";
-    case json::value_t::object:
-      return "an object";
-    case json::value_t::number_float:
-      return "a non-integral number";
-    default:
-      return "a number";
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::string: return "a string";
+    case json::value_t::array: return "an array";
+    case json::value_t::object: return "an object";
+    case json::value_t::number_float: return "a non-integral number";
+    default: return "a number";
   }
 }
 
@@ -305,12 +298,8 @@ ParsedRequest ParseRequest(Api api, std::string_view body) {
       out.query.messages = ParseMessages(*messages);
       break;
     }
-    case Api::kCompletion:
-      out.query.prompt = CompletionPrompt(parsed);
-      break;
-    case Api::kQuery:
-      ParseNative(parsed, out);
-      break;
+    case Api::kCompletion: out.query.prompt = CompletionPrompt(parsed); break;
+    case Api::kQuery: ParseNative(parsed, out); break;
   }
   if (api != Api::kQuery) {
     RejectUnsupported(parsed, api);

@@ -287,9 +287,7 @@ std::vector<std::string> StreamEncoder::Finish(const wire::QueryResultT& result)
       last["choices"] =
           json::array({{{"index", 0}, {"text", ""}, {"logprobs", nullptr}, {"finish_reason", FinishReason(result)}}});
       break;
-    case Api::kQuery:
-      events.push_back(ResultJson(Api::kQuery, ids_, result));
-      return events;
+    case Api::kQuery: events.push_back(ResultJson(Api::kQuery, ids_, result)); return events;
   }
   events.push_back(Dump(last));
   if (include_usage_) {

@@ -307,14 +307,11 @@ Isa SelectedIsa() {
   void Body##Baseline(const Args& a, int64_t b, int64_t e) { Body(a, b, e); }                  \
   THALAMUS_TARGET_AVX2 void Body##Avx2(const Args& a, int64_t b, int64_t e) { Body(a, b, e); } \
   THALAMUS_TARGET_AVX512 void Body##Avx512(const Args& a, int64_t b, int64_t e) { Body(a, b, e); }
-#define THALAMUS_DISPATCH(Body, args, begin, end) \
-  switch (SelectedIsa()) {                        \
-    case Isa::kAvx512:                            \
-      return Body##Avx512(args, begin, end);      \
-    case Isa::kAvx2:                              \
-      return Body##Avx2(args, begin, end);        \
-    case Isa::kBaseline:                          \
-      return Body##Baseline(args, begin, end);    \
+#define THALAMUS_DISPATCH(Body, args, begin, end)                 \
+  switch (SelectedIsa()) {                                        \
+    case Isa::kAvx512: return Body##Avx512(args, begin, end);     \
+    case Isa::kAvx2: return Body##Avx2(args, begin, end);         \
+    case Isa::kBaseline: return Body##Baseline(args, begin, end); \
   }
 #else
 #define THALAMUS_VARIANTS(Body, Args) \
@@ -347,12 +344,9 @@ void RunConvUpdateRows(const CpuConvUpdateArgs& args, int64_t begin, int64_t end
 
 const char* SelectedCpuIsa() {
   switch (SelectedIsa()) {
-    case Isa::kAvx512:
-      return "avx512";
-    case Isa::kAvx2:
-      return "avx2";
-    case Isa::kBaseline:
-      break;
+    case Isa::kAvx512: return "avx512";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kBaseline: break;
   }
   return "baseline";
 }

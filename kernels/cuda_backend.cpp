@@ -18,12 +18,9 @@ namespace kc = thalamus::kernels::cuda;
 
 kc::DType StorageType(torch::ScalarType type) {
   switch (type) {
-    case torch::kHalf:
-      return kc::DType::kFloat16;
-    case torch::kBFloat16:
-      return kc::DType::kBFloat16;
-    default:
-      return kc::DType::kFloat32;
+    case torch::kHalf: return kc::DType::kFloat16;
+    case torch::kBFloat16: return kc::DType::kBFloat16;
+    default: return kc::DType::kFloat32;
   }
 }
 

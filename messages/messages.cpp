@@ -20,8 +20,6 @@ std::string Encode(const wire::EnvelopeT& envelope) {
 
 namespace {
 
-std::string MissingId(const char* kind) { return std::string(kind) + " without its request_id"; }
-
 std::string CheckReady(const wire::ReadyT& ready) {
   if (ready.service.empty()) return "Ready without a service";
   for (const std::string* name : {&ready.service, &ready.hostname, &ready.model, &ready.kind}) {
@@ -41,28 +39,27 @@ std::string CheckQuery(const wire::QueryT& query) {
   return "";
 }
 
+// The request id the body must carry, or null for kinds without one.
+const uint64_t* RequestIdOf(const wire::EnvelopeT& envelope) {
+  if (const auto* request = envelope.body.AsExpertRequest()) return &request->request_id;
+  if (const auto* reply = envelope.body.AsExpertReply()) return &reply->request_id;
+  if (const auto* partial = envelope.body.AsPartial()) return &partial->request_id;
+  if (const auto* cancel = envelope.body.AsCancel()) return &cancel->request_id;
+  return nullptr;
+}
+
 }  // namespace
 
 std::string CheckBody(const wire::EnvelopeT& envelope) {
   const wire::Body type = envelope.body.type;
   if (type == wire::Body::NONE) return "envelope without a body";
   if (envelope.body.value == nullptr) return std::string(wire::EnumNameBody(type)) + " envelope without its body";
-  switch (type) {
-    case wire::Body::Ready:
-      return CheckReady(*envelope.body.AsReady());
-    case wire::Body::ExpertRequest:
-      return envelope.body.AsExpertRequest()->request_id ? "" : MissingId("ExpertRequest");
-    case wire::Body::ExpertReply:
-      return envelope.body.AsExpertReply()->request_id ? "" : MissingId("ExpertReply");
-    case wire::Body::Partial:
-      return envelope.body.AsPartial()->request_id ? "" : MissingId("Partial");
-    case wire::Body::Cancel:
-      return envelope.body.AsCancel()->request_id ? "" : MissingId("Cancel");
-    case wire::Body::Query:
-      return CheckQuery(*envelope.body.AsQuery());
-    default:
-      return "";
+  if (const uint64_t* id = RequestIdOf(envelope); id && *id == 0) {
+    return std::string(wire::EnumNameBody(type)) + " without its request_id";
   }
+  if (const auto* ready = envelope.body.AsReady()) return CheckReady(*ready);
+  if (const auto* query = envelope.body.AsQuery()) return CheckQuery(*query);
+  return "";
 }
 
 std::optional<wire::EnvelopeT> Decode(const void* data, size_t size, std::string* error) {
@@ -107,52 +104,32 @@ wire::QueryResultT ErrorResult(wire::StatusCode code, std::string error, uint64_
 
 int HttpStatus(wire::StatusCode code) {
   switch (code) {
-    case wire::StatusCode::OK:
-      return 200;
-    case wire::StatusCode::BAD_REQUEST:
-      return 400;
-    case wire::StatusCode::NOT_FOUND:
-      return 404;
-    case wire::StatusCode::OVERLOADED:
-      return 429;
-    case wire::StatusCode::UNAVAILABLE:
-      return 503;
-    case wire::StatusCode::DEADLINE_EXCEEDED:
-      return 504;
-    case wire::StatusCode::EXPERT_FAILED:
-      return 502;
-    case wire::StatusCode::INTERNAL:
-      return 500;
-    case wire::StatusCode::CANCELLED:
-      return 499;
-    case wire::StatusCode::CONTEXT_TOO_LONG:
-      return 400;
+    case wire::StatusCode::OK: return 200;
+    case wire::StatusCode::BAD_REQUEST: return 400;
+    case wire::StatusCode::NOT_FOUND: return 404;
+    case wire::StatusCode::OVERLOADED: return 429;
+    case wire::StatusCode::UNAVAILABLE: return 503;
+    case wire::StatusCode::DEADLINE_EXCEEDED: return 504;
+    case wire::StatusCode::EXPERT_FAILED: return 502;
+    case wire::StatusCode::INTERNAL: return 500;
+    case wire::StatusCode::CANCELLED: return 499;
+    case wire::StatusCode::CONTEXT_TOO_LONG: return 400;
   }
   return 500;
 }
 
 const char* StatusName(wire::StatusCode code) {
   switch (code) {
-    case wire::StatusCode::OK:
-      return "ok";
-    case wire::StatusCode::BAD_REQUEST:
-      return "bad_request";
-    case wire::StatusCode::NOT_FOUND:
-      return "not_found";
-    case wire::StatusCode::OVERLOADED:
-      return "overloaded";
-    case wire::StatusCode::UNAVAILABLE:
-      return "unavailable";
-    case wire::StatusCode::DEADLINE_EXCEEDED:
-      return "deadline_exceeded";
-    case wire::StatusCode::EXPERT_FAILED:
-      return "expert_failed";
-    case wire::StatusCode::INTERNAL:
-      return "internal";
-    case wire::StatusCode::CANCELLED:
-      return "cancelled";
-    case wire::StatusCode::CONTEXT_TOO_LONG:
-      return "context_too_long";
+    case wire::StatusCode::OK: return "ok";
+    case wire::StatusCode::BAD_REQUEST: return "bad_request";
+    case wire::StatusCode::NOT_FOUND: return "not_found";
+    case wire::StatusCode::OVERLOADED: return "overloaded";
+    case wire::StatusCode::UNAVAILABLE: return "unavailable";
+    case wire::StatusCode::DEADLINE_EXCEEDED: return "deadline_exceeded";
+    case wire::StatusCode::EXPERT_FAILED: return "expert_failed";
+    case wire::StatusCode::INTERNAL: return "internal";
+    case wire::StatusCode::CANCELLED: return "cancelled";
+    case wire::StatusCode::CONTEXT_TOO_LONG: return "context_too_long";
   }
   return "internal";
 }

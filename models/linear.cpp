@@ -67,24 +67,15 @@ void Run(const float* weight, int64_t out, int64_t in, const float* x, float* y)
 
 void SmallBatchGemv(const float* weight, int64_t out, int64_t in, const float* x, int64_t rows, float* y) {
   switch (rows) {
-    case 1:
-      return Run<1>(weight, out, in, x, y);
-    case 2:
-      return Run<2>(weight, out, in, x, y);
-    case 3:
-      return Run<3>(weight, out, in, x, y);
-    case 4:
-      return Run<4>(weight, out, in, x, y);
-    case 5:
-      return Run<5>(weight, out, in, x, y);
-    case 6:
-      return Run<6>(weight, out, in, x, y);
-    case 7:
-      return Run<7>(weight, out, in, x, y);
-    case 8:
-      return Run<8>(weight, out, in, x, y);
-    default:
-      TORCH_CHECK(false, "SmallBatchGemv: rows must be 1..8, got ", rows);
+    case 1: return Run<1>(weight, out, in, x, y);
+    case 2: return Run<2>(weight, out, in, x, y);
+    case 3: return Run<3>(weight, out, in, x, y);
+    case 4: return Run<4>(weight, out, in, x, y);
+    case 5: return Run<5>(weight, out, in, x, y);
+    case 6: return Run<6>(weight, out, in, x, y);
+    case 7: return Run<7>(weight, out, in, x, y);
+    case 8: return Run<8>(weight, out, in, x, y);
+    default: TORCH_CHECK(false, "SmallBatchGemv: rows must be 1..8, got ", rows);
   }
 }
 

@@ -32,10 +32,8 @@ bool IsControl(UChar32 c) {
     case U_FORMAT_CHAR:
     case U_SURROGATE:
     case U_PRIVATE_USE_CHAR:
-    case U_UNASSIGNED:
-      return true;
-    default:
-      return false;
+    case U_UNASSIGNED: return true;
+    default: return false;
   }
 }
 

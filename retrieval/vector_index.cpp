@@ -63,12 +63,9 @@ IndexType ParseIndexType(std::string_view name) {
 
 const char* IndexTypeName(IndexType type) {
   switch (type) {
-    case IndexType::kFlat:
-      return "flat";
-    case IndexType::kIvf:
-      return "ivf";
-    case IndexType::kHnsw:
-      return "hnsw";
+    case IndexType::kFlat: return "flat";
+    case IndexType::kIvf: return "ivf";
+    case IndexType::kHnsw: return "hnsw";
   }
   return "?";
 }
@@ -91,9 +88,7 @@ size_t VectorIndex::ChooseNlist(size_t n, const IndexOptions& options) {
 void VectorIndex::Rebuild(const float* vectors, size_t n) {
   try {
     switch (options_.type) {
-      case IndexType::kFlat:
-        index_ = std::make_unique<faiss::IndexFlatIP>(dim_);
-        break;
+      case IndexType::kFlat: index_ = std::make_unique<faiss::IndexFlatIP>(dim_); break;
       case IndexType::kHnsw: {
         auto hnsw = std::make_unique<faiss::IndexHNSWFlat>(dim_, static_cast<int>(options_.hnsw_m),
                                                            faiss::METRIC_INNER_PRODUCT);

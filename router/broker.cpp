@@ -312,17 +312,12 @@ void Broker::OnFrame(const std::string& identity, const zmq::message_t& payload)
   Worker& worker = *found->second;
   worker.expiry = Clock::now() + heartbeat_ * config_.broker.liveness;
   switch (envelope->body.type) {
-    case wire::Body::ExpertReply:
-      OnReply(worker, std::move(*envelope->body.AsExpertReply()));
-      break;
-    case wire::Body::Partial:
-      OnPartial(worker, *envelope->body.AsPartial());
-      break;
+    case wire::Body::ExpertReply: OnReply(worker, std::move(*envelope->body.AsExpertReply())); break;
+    case wire::Body::Partial: OnPartial(worker, *envelope->body.AsPartial()); break;
     case wire::Body::Disconnect:
       RemoveWorker(identity, "disconnected: " + envelope->body.AsDisconnect()->reason);
       break;
-    default:
-      break;  // heartbeats only refresh the expiry
+    default: break;  // heartbeats only refresh the expiry
   }
 }
 

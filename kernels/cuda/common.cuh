@@ -38,12 +38,9 @@ __device__ __forceinline__ float Silu(float v) { return v / (1.0f + __expf(-v));
 template <typename Fn>
 const char* WithStorageType(DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::kFloat32:
-      return fn(float{});
-    case DType::kFloat16:
-      return fn(__half{});
-    case DType::kBFloat16:
-      return fn(__nv_bfloat16{});
+    case DType::kFloat32: return fn(float{});
+    case DType::kFloat16: return fn(__half{});
+    case DType::kBFloat16: return fn(__nv_bfloat16{});
   }
   return "unknown dtype";
 }

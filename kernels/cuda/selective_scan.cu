@@ -309,15 +309,9 @@ void LaunchShape(const ScanLaunch& p, bool vector_ok, cudaStream_t stream) {
   const int64_t warps = (p.dim + kChannels - 1) / kChannels;
   const dim3 grid(static_cast<unsigned>((warps + kWarps - 1) / kWarps), p.batch);
   switch (ItemsPerLane<T>(p.seqlen)) {
-    case 4:
-      SelectiveScanKernel<4, kChannels, T><<<grid, kWarps * 32, 0, stream>>>(p, vector_ok);
-      break;
-    case 8:
-      SelectiveScanKernel<8, kChannels, T><<<grid, kWarps * 32, 0, stream>>>(p, vector_ok);
-      break;
-    default:
-      SelectiveScanKernel<16, kChannels, T><<<grid, kWarps * 32, 0, stream>>>(p, vector_ok);
-      break;
+    case 4: SelectiveScanKernel<4, kChannels, T><<<grid, kWarps * 32, 0, stream>>>(p, vector_ok); break;
+    case 8: SelectiveScanKernel<8, kChannels, T><<<grid, kWarps * 32, 0, stream>>>(p, vector_ok); break;
+    default: SelectiveScanKernel<16, kChannels, T><<<grid, kWarps * 32, 0, stream>>>(p, vector_ok); break;
   }
 }
 

@@ -20,13 +20,6 @@ std::unique_ptr<wire::PassageT> Passage() {
   return passage;
 }
 
-std::unique_ptr<wire::ChatMessageT> Message(const std::string& role, const std::string& content) {
-  auto message = std::make_unique<wire::ChatMessageT>();
-  message->role = role;
-  message->content = content;
-  return message;
-}
-
 void Write(const std::string& dir, const std::string& name, const std::string& bytes) {
   std::ofstream(dir + "/" + name, std::ios::binary) << bytes;
 }
@@ -41,7 +34,9 @@ int main(int argc, char** argv) {
   const std::string dir = argv[1];
   wire::QueryT query;
   query.client_request_id = 3;
-  query.messages.push_back(Message("user", "hello"));
+  query.messages.push_back(std::make_unique<wire::ChatMessageT>());
+  query.messages.back()->role = "user";
+  query.messages.back()->content = "hello";
   query.params = std::make_unique<wire::GenerationParamsT>();
   query.params->stop = {"\n"};
   query.experts = {"echo", "docs"};

@@ -147,6 +147,11 @@ struct Result {
   }
 };
 
+// "thalamus_invalid_frames_total{endpoint=\"backend\"} 1"-style lines.
+bool HasSeries(const Metrics& metrics, const std::string& line) {
+  return metrics.Serialize().find(line) != std::string::npos;
+}
+
 class BrokerTest : public ::testing::Test {
  protected:
   void Start(config::Config config = TestConfig()) {
@@ -155,6 +160,7 @@ class BrokerTest : public ::testing::Test {
     loop_.Start();
   }
   void TearDown() override { loop_.Stop(); }
+  void ExpectASecondWorkerRefused(config::Config config, const std::string& reason);
 
   std::unique_ptr<FakeWorker> Worker(const std::string& name) {
     return std::make_unique<FakeWorker>(loop_, broker_->endpoint(), name);
@@ -395,11 +401,6 @@ TEST_F(BrokerTest, CancelAnswersCancelledOnceAndTellsTheWorker) {
   loop_.Call([&] { broker_->Cancel(id); });  // a second Cancel does nothing
 }
 
-// "thalamus_invalid_frames_total{endpoint=\"backend\"} 1"-style lines.
-bool HasSeries(const Metrics& metrics, const std::string& line) {
-  return metrics.Serialize().find(line) != std::string::npos;
-}
-
 TEST_F(BrokerTest, RefusesReadyForAServiceTheConfigDoesNotName) {
   Start();
   auto stranger = Worker("stranger");
@@ -409,28 +410,30 @@ TEST_F(BrokerTest, RefusesReadyForAServiceTheConfigDoesNotName) {
   EXPECT_TRUE(HasSeries(metrics_, "thalamus_refused_workers_total{service=\"\"} 1"));
 }
 
-TEST_F(BrokerTest, CapsWorkersPerService) {
-  config::Config config = TestConfig();
-  config.broker.max_workers_per_service = 1;
-  Start(config);
+// With a cap of one worker, a second READY is refused with `reason`; the
+// first worker announcing itself again takes no new slot.
+void BrokerTest::ExpectASecondWorkerRefused(config::Config config, const std::string& reason) {
+  Start(std::move(config));
   auto a = Join("a", 1);
   auto b = Worker("b");
   b->Ready(1);
-  EXPECT_NE(b->NextDisconnect().find("has its most workers"), std::string::npos);
-  a->Ready(1);  // the same worker again takes no new slot
+  EXPECT_NE(b->NextDisconnect().find(reason), std::string::npos);
+  a->Ready(1);
   EXPECT_TRUE(a->GetsNothingFor(30ms));
   EXPECT_TRUE(WaitLive(1));
   EXPECT_TRUE(HasSeries(metrics_, "thalamus_refused_workers_total{service=\"svc\"} 1"));
 }
 
+TEST_F(BrokerTest, CapsWorkersPerService) {
+  config::Config config = TestConfig();
+  config.broker.max_workers_per_service = 1;
+  ExpectASecondWorkerRefused(config, "service 'svc' has its most workers (broker.max_workers_per_service 1)");
+}
+
 TEST_F(BrokerTest, CapsWorkersInAll) {
   config::Config config = TestConfig();
   config.broker.max_workers = 1;
-  Start(config);
-  auto a = Join("a", 1);
-  auto b = Worker("b");
-  b->Ready(1);
-  EXPECT_NE(b->NextDisconnect().find("the broker has its most workers"), std::string::npos);
+  ExpectASecondWorkerRefused(config, "the broker has its most workers (broker.max_workers 1)");
 }
 
 // A bodyless frame (the 20 bytes that crashed the router) or one workers do

@@ -15,11 +15,9 @@
 namespace thalamus {
 namespace {
 
-using nlohmann::json;
-using testing::HttpRequest;
-using testing::Process;
-using testing::WaitFor;
 using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::HttpRequest, testing::Process, testing::WaitFor;
 
 void GenerateKeys(const std::string& base) {
   Process keys(testing::BinDir() + "/thalamus", {"keys", "generate", "--out", base});

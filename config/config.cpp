@@ -98,6 +98,8 @@ void ParseHttp(const MapReader& map, HttpConfig& http) {
   http.threads = map.Int("threads", http.threads, 0, 256);
   http.max_body_bytes =
       static_cast<size_t>(map.Int("max_body_bytes", static_cast<int>(http.max_body_bytes), 1024, 1 << 30));
+  http.max_connections = map.Int("max_connections", http.max_connections, 1, 1 << 20);
+  http.read_timeout_ms = map.Int("read_timeout_ms", http.read_timeout_ms, 100, 3600 * 1000);
   http.api_keys = map.Path("api_keys", http.api_keys);
   if (map.Has("open_endpoints")) {
     http.open_healthz = http.open_readyz = http.open_metrics = false;

@@ -60,6 +60,12 @@ struct HttpConfig {
   int port = 8080;  // 0: an ephemeral port
   int threads = 0;  // 0: on the router's event loop thread
   size_t max_body_bytes = 1 << 20;
+  // Bounds that hold against clients that open and hold connections:
+  // connections beyond max_connections get a 503 and are closed at once; a
+  // request whose header and body take longer than read_timeout_ms to arrive
+  // (idle keep-alive time included) closes its connection.
+  int max_connections = 4096;
+  int read_timeout_ms = 60000;
   // API keys (security/api_keys.h): a file of hashed keys; "" lets every
   // request in. With keys, every endpoint but the open ones wants
   // `Authorization: Bearer KEY`.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "frontends/http_session.h"
+#include "frontends/openai_response.h"
 
 namespace thalamus::frontends {
 
@@ -112,6 +113,23 @@ class HttpServer::Impl {
     }
   }
 
+  // Over http.max_connections: a 503 written as far as the socket takes it
+  // without waiting, then closed; nothing of the client is read.
+  void RefuseConnection(http_internal::SessionSocket& socket) {
+    static const std::string kAnswer = [] {
+      const std::string body = openai::ErrorJson(503, "too many connections; retry later", "too_many_connections");
+      return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+             "Connection: close\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n" + body;
+    }();
+    boost::system::error_code ignored;
+    socket.non_blocking(true, ignored);
+    socket.write_some(net::buffer(kAnswer), ignored);
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    socket.close(ignored);
+    context_->gate->IfOpen([&] { context_->metrics.ObserveHttp("connection_limit", 503, 0.0); });
+  }
+
   void Accept() {
     net::io_context& next = *session_contexts_[next_context_++ % session_contexts_.size()];
     acceptor_->async_accept(next, [this](boost::system::error_code ec, http_internal::SessionSocket socket) {
@@ -125,6 +143,10 @@ class HttpServer::Impl {
         return;
       }
       boost::system::error_code ignored;
+      if (context_->connections->size() >= static_cast<size_t>(context_->config.max_connections)) {
+        RefuseConnection(socket);
+        return Accept();
+      }
       socket.set_option(tcp::no_delay(true), ignored);  // SSE chunks must not wait for Nagle
       http_internal::StartSession(std::move(socket), context_);
       Accept();

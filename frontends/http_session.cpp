@@ -143,7 +143,8 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   void ReadHeader() {
     parser_.emplace();
     parser_->body_limit(context_->config.max_body_bytes);
-    stream_.expires_after(kIoTimeout);
+    read_deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(context_->config.read_timeout_ms);
+    stream_.expires_at(read_deadline_);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
@@ -165,7 +166,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   }
 
   void ReadBody() {
-    stream_.expires_after(kIoTimeout);
+    stream_.expires_at(read_deadline_);  // the header's deadline: header and body together
     http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->OnReadError(ec);
       self->Handle();
@@ -484,8 +485,9 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   std::optional<http::request_parser<http::string_body>> parser_;
 
   // The request being answered.
-  std::string route_label_;                // the metrics label; empty once counted
-  const security::ApiKey* key_ = nullptr;  // the request's API key, when keys are on
+  std::string route_label_;                              // the metrics label; empty once counted
+  std::chrono::steady_clock::time_point read_deadline_;  // of the request being read
+  const security::ApiKey* key_ = nullptr;                // the request's API key, when keys are on
   Clock::time_point started_;
   bool keep_alive_ = false;
   unsigned version_ = 11;
@@ -518,6 +520,11 @@ void ConnectionSet::Add(const std::shared_ptr<Connection>& connection) {
 void ConnectionSet::Remove(const Connection* connection) {
   std::lock_guard lock(mu_);
   live_.erase(connection);
+}
+
+size_t ConnectionSet::size() {
+  std::lock_guard lock(mu_);
+  return live_.size();
 }
 
 void ConnectionSet::ShutdownAll() {

@@ -57,6 +57,7 @@ class ConnectionSet {
   void Remove(const Connection* connection);
   // Shuts down every connection; call on their executor's thread.
   void ShutdownAll();
+  size_t size();
 
  private:
   std::mutex mu_;

@@ -62,15 +62,22 @@ ApiKey ParseLine(const std::string& line, const std::string& where) {
 }  // namespace
 
 std::shared_ptr<ApiKeys> ApiKeys::Load(const std::string& path) {
-  if (sodium_init() < 0) throw KeyError("libsodium cannot start");
   std::ifstream in(path);
   if (!in) throw KeyError(path + ": cannot read the API keys file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return Parse(text.str(), path);
+}
+
+std::shared_ptr<ApiKeys> ApiKeys::Parse(const std::string& text, const std::string& source) {
+  if (sodium_init() < 0) throw KeyError("libsodium cannot start");
+  std::istringstream in(text);
   std::vector<ApiKey> keys;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     const size_t start = line.find_first_not_of(" \t\r");
     if (start == std::string::npos || line[start] == '#') continue;
-    const std::string where = path + ":" + std::to_string(number) + ": ";
+    const std::string where = source + ":" + std::to_string(number) + ": ";
     ApiKey key = ParseLine(line, where);
     for (const ApiKey& other : keys) {
       if (other.name == key.name) throw KeyError(where + "a second key named '" + key.name + "'");

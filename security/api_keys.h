@@ -35,6 +35,8 @@ class ApiKeys {
   using Clock = std::chrono::steady_clock;
 
   static std::shared_ptr<ApiKeys> Load(const std::string& path);
+  // The same from the file's text; `source` names it in errors.
+  static std::shared_ptr<ApiKeys> Parse(const std::string& text, const std::string& source);
   explicit ApiKeys(std::vector<ApiKey> keys);
 
   // The key whose hash matches `presented`, or null. Compares every stored

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 namespace thalamus::security {
 namespace {
@@ -27,6 +28,15 @@ bool IsZ85Key(const std::string& key) {
 std::map<std::string, std::string> ReadFields(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw KeyError(path + ": cannot read the key file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return ParseKeyFields(text.str(), path);
+}
+
+}  // namespace
+
+std::map<std::string, std::string> ParseKeyFields(const std::string& text, const std::string& path) {
+  std::istringstream in(text);
   std::map<std::string, std::string> fields;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
@@ -48,6 +58,8 @@ std::map<std::string, std::string> ReadFields(const std::string& path) {
   }
   return fields;
 }
+
+namespace {
 
 std::string Field(const std::map<std::string, std::string>& fields, const std::string& path, const char* name) {
   const auto found = fields.find(name);

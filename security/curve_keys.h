@@ -11,6 +11,7 @@
 // a missing, unreadable or malformed key; never anything else. Thread-safe.
 #pragma once
 
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -28,6 +29,10 @@ struct KeyPair {
   std::string public_key;  // Z85, 40 characters
   std::string secret_key;  // Z85, 40 characters
 };
+
+// The `name = "Z85"` lines of a key file's `text` (what the readers below
+// use; `path` names it in errors).
+std::map<std::string, std::string> ParseKeyFields(const std::string& text, const std::string& path);
 
 // A fresh key pair from libzmq (libsodium's randomness).
 KeyPair GenerateKeyPair();

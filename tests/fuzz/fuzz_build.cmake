@@ -15,6 +15,9 @@ find_package(FlatBuffers REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(ICU REQUIRED COMPONENTS uc)
+find_package(cppzmq REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
 add_subdirectory(messages)
 add_subdirectory(config)
 enable_testing()
@@ -48,6 +51,9 @@ thalamus_fuzz_target(fuzz_tokenizer
   ARGS -dict=${_fuzz}/tokenizer.dict)
 target_compile_definitions(fuzz_tokenizer PRIVATE
   THALAMUS_TOKENIZER_JSON="${PROJECT_SOURCE_DIR}/tests/data/tokenizers/gpt-neox-20b/tokenizer.json")
+thalamus_fuzz_target(fuzz_keys
+  SOURCES ${PROJECT_SOURCE_DIR}/security/curve_keys.cpp ${PROJECT_SOURCE_DIR}/security/api_keys.cpp
+  LIBS cppzmq PkgConfig::SODIUM)
 
 # Writes the seed corpus of fuzz_envelope (run by hand after a schema change).
 add_executable(make_envelope_seeds ${_fuzz}/make_envelope_seeds.cpp)

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <sstream>
 
 namespace thalamus::security {
@@ -62,11 +61,7 @@ ApiKey ParseLine(const std::string& line, const std::string& where) {
 }  // namespace
 
 std::shared_ptr<ApiKeys> ApiKeys::Load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw KeyError(path + ": cannot read the API keys file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return Parse(text.str(), path);
+  return Parse(ReadKeyFileText(path, "API keys file"), path);
 }
 
 std::shared_ptr<ApiKeys> ApiKeys::Parse(const std::string& text, const std::string& source) {

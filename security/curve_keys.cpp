@@ -25,15 +25,15 @@ bool IsZ85Key(const std::string& key) {
 }
 
 // The `name = "value"` lines of a key file.
-std::map<std::string, std::string> ReadFields(const std::string& path) {
+}  // namespace
+
+std::string ReadKeyFileText(const std::string& path, const char* what) {
   std::ifstream in(path);
-  if (!in) throw KeyError(path + ": cannot read the key file");
+  if (!in) throw KeyError(path + ": cannot read the " + what);
   std::ostringstream text;
   text << in.rdbuf();
-  return ParseKeyFields(text.str(), path);
+  return text.str();
 }
-
-}  // namespace
 
 std::map<std::string, std::string> ParseKeyFields(const std::string& text, const std::string& path) {
   std::istringstream in(text);
@@ -96,7 +96,7 @@ void WriteKeyPair(const KeyPair& keys, const std::string& base) {
 }
 
 KeyPair ReadKeyPair(const std::string& path) {
-  const auto fields = ReadFields(path);
+  const auto fields = ParseKeyFields(ReadKeyFileText(path, "key file"), path);
   KeyPair keys{Field(fields, path, "public-key"), Field(fields, path, "secret-key")};
   char derived[kZ85KeyChars + 1] = {};
   if (zmq_curve_public(derived, keys.secret_key.c_str()) != 0 || keys.public_key != derived) {
@@ -105,7 +105,9 @@ KeyPair ReadKeyPair(const std::string& path) {
   return keys;
 }
 
-std::string ReadPublicKey(const std::string& path) { return Field(ReadFields(path), path, "public-key"); }
+std::string ReadPublicKey(const std::string& path) {
+  return Field(ParseKeyFields(ReadKeyFileText(path, "key file"), path), path, "public-key");
+}
 
 std::vector<std::string> ReadPublicKeys(const std::string& dir) {
   std::error_code error;

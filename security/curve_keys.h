@@ -30,6 +30,10 @@ struct KeyPair {
   std::string secret_key;  // Z85, 40 characters
 };
 
+// The whole text of a key file; `what` names the kind of file in the error
+// ("key file", "API keys file").
+std::string ReadKeyFileText(const std::string& path, const char* what);
+
 // The `name = "Z85"` lines of a key file's `text` (what the readers below
 // use; `path` names it in errors).
 std::map<std::string, std::string> ParseKeyFields(const std::string& text, const std::string& path);

@@ -15,6 +15,11 @@ std::string Z85(const std::string& binary_key) {
   return text;
 }
 
+std::set<std::string> KeySet(const std::string& dir) {
+  const std::vector<std::string> keys = ReadPublicKeys(dir);
+  return {keys.begin(), keys.end()};
+}
+
 }  // namespace
 
 ZapHandler::ZapHandler(zmq::context_t& context, std::map<std::string, std::string> domains,
@@ -23,10 +28,9 @@ ZapHandler::ZapHandler(zmq::context_t& context, std::map<std::string, std::strin
   for (auto& [name, dir] : domains) {
     Domain& domain = domains_[name];
     domain.dir = dir;
-    domain.keys.clear();
-    for (const std::string& key : ReadPublicKeys(dir)) domain.keys.insert(key);
     std::error_code error;
-    domain.read_at = std::filesystem::last_write_time(dir, error);
+    domain.read_at = std::filesystem::last_write_time(dir, error);  // before reading, as Reload does
+    domain.keys = KeySet(dir);
   }
   socket_.set(zmq::sockopt::linger, 0);
   socket_.bind(kZapEndpoint);
@@ -43,9 +47,7 @@ void ZapHandler::Reload(Domain& domain) {
   const auto changed = std::filesystem::last_write_time(domain.dir, error);
   if (error || changed == domain.read_at) return;
   try {
-    std::set<std::string> keys;
-    for (const std::string& key : ReadPublicKeys(domain.dir)) keys.insert(key);
-    domain.keys = std::move(keys);
+    domain.keys = KeySet(domain.dir);
     domain.read_at = changed;
   } catch (const KeyError& e) {
     std::fprintf(stderr, "thalamus: keeping the authorized keys read before: %s\n", e.what());

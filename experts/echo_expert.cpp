@@ -9,6 +9,18 @@
 namespace thalamus::experts {
 namespace {
 
+// Echoing copies the prompt about three times (words, answer, frame), so its
+// time grows with the prompt. Beyond this size the socket thread hands the
+// request to a compute thread, so that a 100 MB prompt cannot delay
+// heartbeats until the broker drops the worker.
+constexpr size_t kMaxInlinePromptBytes = 64 * 1024;
+
+size_t PromptBytes(const wire::ExpertRequestT& request) {
+  size_t bytes = request.prompt.size();
+  for (const auto& message : request.messages) bytes += message->content.size();
+  return bytes;
+}
+
 std::string PromptText(const wire::ExpertRequestT& request) {
   for (auto it = request.messages.rbegin(); it != request.messages.rend(); ++it) {
     if ((*it)->role == "user") return (*it)->content;
@@ -35,7 +47,9 @@ class EchoExpert : public Expert {
       : prefix_(c.prefix), delay_(c.delay_ms), failure_rate_(c.failure_rate), rng_(std::random_device{}()) {}
 
   std::string Model() const override { return "echo"; }
-  bool ServesInline() const override { return delay_.count() == 0; }
+  bool ServesInline(const wire::ExpertRequestT& request) const override {
+    return delay_.count() == 0 && PromptBytes(request) <= kMaxInlinePromptBytes;
+  }
 
   wire::ExpertReplyT Serve(Job& job) override {
     wire::ExpertReplyT reply;

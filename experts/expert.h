@@ -39,9 +39,14 @@ class Expert {
   virtual wire::ExpertReplyT Serve(Job& job) = 0;
   // What /v1/models shows, e.g. the checkpoint name.
   virtual std::string Model() const = 0;
-  // True when Serve answers at once and never blocks (echo without a delay):
-  // the runtime then serves on its socket thread, saving two thread hand-offs.
-  virtual bool ServesInline() const { return false; }
+  // True when Serve answers `request` at once and never blocks (echo without
+  // a delay, on a prompt of bounded size): the runtime then serves it on its
+  // socket thread, saving two thread hand-offs. Anything that can take long
+  // must answer false, or it would hold back the worker's heartbeats.
+  virtual bool ServesInline(const wire::ExpertRequestT& request) const {
+    (void)request;
+    return false;
+  }
 };
 
 // Builds the expert that `expert_config.kind` names. Throws std::runtime_error

@@ -34,10 +34,7 @@ std::string Hostname() {
 class Worker::Impl {
  public:
   Impl(WorkerOptions options, std::unique_ptr<Expert> expert)
-      : options_(std::move(options)),
-        expert_(std::move(expert)),
-        inline_(expert_->ServesInline()),
-        wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+      : options_(std::move(options)), expert_(std::move(expert)), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
     if (wake_fd_ < 0) throw std::runtime_error("eventfd failed");
   }
   ~Impl() { close(wake_fd_); }
@@ -50,15 +47,15 @@ class Worker::Impl {
  private:
   class ServedJob;
 
-  // Called from compute threads: queue an encoded envelope for the socket thread.
-  // An inline expert runs on the socket thread, which flushes right after it
-  // returns, so no wake-up is needed (nor the two system calls it costs).
+  // Queues an encoded envelope for the socket thread. A request served inline
+  // runs on the socket thread, which flushes right after it returns, so no
+  // wake-up is needed then (nor the two system calls it costs).
   void Post(std::string bytes) {
     {
       std::lock_guard lock(outbox_mutex_);
       outbox_.push_back(std::move(bytes));
     }
-    if (inline_) return;
+    if (std::this_thread::get_id() == socket_thread_) return;
     uint64_t one = 1;
     [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
   }
@@ -81,7 +78,7 @@ class Worker::Impl {
 
   WorkerOptions options_;
   std::unique_ptr<Expert> expert_;
-  const bool inline_;
+  std::thread::id socket_thread_;  // set by Run before any compute thread starts
   zmq::context_t context_{1};
   int wake_fd_;
 
@@ -200,7 +197,7 @@ bool Worker::Impl::SendOutbox(zmq::socket_t& socket) {
 
 void Worker::Impl::Accept(zmq::socket_t& socket, wire::ExpertRequestT request) {
   const uint64_t id = request.request_id;
-  if (inline_) {
+  if (expert_->ServesInline(request)) {
     ServedJob job(*this, std::move(request));
     wire::ExpertReplyT reply = ServeOne(job);
     SendOutbox(socket);  // partials first
@@ -314,8 +311,8 @@ void Worker::Impl::Run(const std::atomic<bool>& stop) {
     ~JoinOnExit() { join(); }
   } join_on_exit{finish_work};
 
-  const int compute_threads = inline_ ? 0 : options_.concurrency;
-  for (int i = 0; i < compute_threads; ++i) threads.emplace_back([this] { ComputeLoop(); });
+  socket_thread_ = std::this_thread::get_id();
+  for (int i = 0; i < options_.concurrency; ++i) threads.emplace_back([this] { ComputeLoop(); });
   bool first = true;
   while (!stop.load()) {
     if (!first) {

@@ -1,6 +1,8 @@
 // The worker runtime against a ROUTER socket playing the broker, frame by frame.
 #include "experts/worker.h"
 
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -20,9 +22,11 @@ class FakeBroker {
   }
   const std::string& endpoint() const { return endpoint_; }
 
-  // The next envelope of `type` (others, e.g. heartbeats, are skipped).
+  // The next envelope of `type` (others, e.g. heartbeats, are skipped);
+  // throws after 10 s, heartbeats or not.
   wire::EnvelopeT Next(wire::Body type) {
-    for (;;) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < give_up) {
       zmq::message_t identity, payload;
       if (!socket_.recv(identity)) throw std::runtime_error("timeout");
       (void)socket_.recv(payload);
@@ -31,6 +35,7 @@ class FakeBroker {
       if (!envelope) throw std::runtime_error("worker sent an invalid frame");
       if (envelope->body.type == type) return std::move(*envelope);
     }
+    throw std::runtime_error("timeout");
   }
   void Send(const std::string& bytes) {
     socket_.send(zmq::buffer(identity_), zmq::send_flags::sndmore);
@@ -53,6 +58,33 @@ wire::ExpertRequestT Request(uint64_t id, const std::string& prompt, bool stream
   return request;
 }
 
+// Serves "quick" inline; anything else blocks in Serve until Release().
+class GateExpert : public Expert {
+ public:
+  std::string Model() const override { return "gate"; }
+  bool ServesInline(const wire::ExpertRequestT& request) const override { return request.prompt == "quick"; }
+  wire::ExpertReplyT Serve(Job& job) override {
+    if (job.request().prompt != "quick") {
+      std::unique_lock lock(mutex_);
+      // Bounded, so that a failing test ends rather than hangs in TearDown.
+      released_.wait_for(lock, std::chrono::seconds(10), [&] { return open_; });
+    }
+    wire::ExpertReplyT reply;
+    reply.text = job.request().prompt;
+    return reply;
+  }
+  void Release() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+    released_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable released_;
+  bool open_ = false;
+};
+
 class WorkerTest : public ::testing::Test {
  protected:
   void Start(int delay_ms = 0, int concurrency = 1, int queue_limit = 0) {
@@ -60,6 +92,9 @@ class WorkerTest : public ::testing::Test {
     expert.name = "echo";
     expert.kind = config::ExpertKind::kEcho;
     expert.delay_ms = delay_ms;
+    Start(MakeExpert(expert), concurrency, queue_limit);
+  }
+  void Start(std::unique_ptr<Expert> expert, int concurrency = 1, int queue_limit = 0) {
     WorkerOptions options;
     options.backend = broker_.endpoint();
     options.service = "echo";
@@ -67,7 +102,7 @@ class WorkerTest : public ::testing::Test {
     options.concurrency = concurrency;
     options.queue_limit = queue_limit;
     options.heartbeat_ms = 50;
-    worker_ = std::make_unique<Worker>(options, MakeExpert(expert));
+    worker_ = std::make_unique<Worker>(options, std::move(expert));
     thread_ = std::thread([this] { worker_->Run(stop_); });
   }
   void TearDown() override {
@@ -123,6 +158,43 @@ TEST_F(WorkerTest, HeartbeatsAndIgnoresGarbage) {
   broker_.Send(messages::EncodeBody(Request(2, "still alive")));
   EXPECT_EQ(broker_.Next(wire::Body::ExpertReply).body.AsExpertReply()->text, "still alive");
   EXPECT_EQ(worker_->invalid_frames(), 4u);
+}
+
+// Heartbeats go out while a request that is not served inline runs, and
+// inline requests are still answered meanwhile (the issue: a 100 MB prompt to
+// an inline echo held the socket thread until the broker dropped the worker).
+TEST_F(WorkerTest, HeartbeatsWhileALongRequestRuns) {
+  auto owned = std::make_unique<GateExpert>();
+  GateExpert* expert = owned.get();
+  Start(std::move(owned));
+  broker_.Next(wire::Body::Ready);
+  broker_.Send(messages::EncodeBody(Request(1, "slow")));
+  for (int i = 0; i < 5; ++i) {  // 250 ms, longer than the worker's 150 ms of tolerated silence
+    wire::EnvelopeT beat = broker_.Next(wire::Body::Heartbeat);
+    EXPECT_EQ(beat.body.AsHeartbeat()->in_flight, 1u);
+    broker_.Send(messages::EncodeBody(wire::HeartbeatT{}));  // as the broker does: the worker stays connected
+  }
+  broker_.Send(messages::EncodeBody(Request(2, "quick")));
+  EXPECT_EQ(broker_.Next(wire::Body::ExpertReply).body.AsExpertReply()->request_id, 2u);
+  expert->Release();
+  EXPECT_EQ(broker_.Next(wire::Body::ExpertReply).body.AsExpertReply()->text, "slow");
+}
+
+TEST(EchoExpertTest, ServesSmallPromptsInlineAndLargeOnesOnAComputeThread) {
+  config::ExpertConfig instant;
+  instant.name = "echo";
+  instant.kind = config::ExpertKind::kEcho;
+  auto echo = MakeExpert(instant);
+  EXPECT_TRUE(echo->ServesInline(Request(1, "hello")));
+  EXPECT_FALSE(echo->ServesInline(Request(2, std::string(1 << 20, 'x'))));
+  wire::ExpertRequestT chat = Request(3, "");
+  chat.messages.push_back(std::make_unique<wire::ChatMessageT>());
+  chat.messages.back()->role = "user";
+  chat.messages.back()->content = std::string(1 << 20, 'y');
+  EXPECT_FALSE(echo->ServesInline(chat));
+  config::ExpertConfig slow = instant;
+  slow.delay_ms = 10;
+  EXPECT_FALSE(MakeExpert(slow)->ServesInline(Request(4, "hello")));
 }
 
 TEST_F(WorkerTest, AnswersOverloadedBeyondItsQueue) {

@@ -21,6 +21,8 @@
 
 #include <torch/types.h>
 
+#include "models/safetensors_header.h"
+
 namespace thalamus::models {
 
 class SafeTensors {
@@ -47,20 +49,15 @@ class SafeTensors {
   struct MappedFile;
   struct Entry {
     std::shared_ptr<const MappedFile> file;
-    std::string dtype;
-    std::vector<int64_t> shape;
-    uint64_t offset = 0;  // from the start of the file
-    uint64_t bytes = 0;
+    TensorRecord record;
   };
 
   const Entry& Find(const std::string& name) const;
-  static void ParseHeader(const std::shared_ptr<const MappedFile>& file, std::map<std::string, Entry>& entries);
+  // Adds the tensors of `file` (one shard) to entries_.
+  void AddFile(const std::shared_ptr<const MappedFile>& file);
 
   std::string source_;
   std::map<std::string, Entry> entries_;
 };
-
-// "[2, 3]": shapes in messages.
-std::string ShapeString(const std::vector<int64_t>& shape);
 
 }  // namespace thalamus::models

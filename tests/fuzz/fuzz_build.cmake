@@ -55,6 +55,10 @@ thalamus_fuzz_target(fuzz_keys
   SOURCES ${PROJECT_SOURCE_DIR}/security/curve_keys.cpp ${PROJECT_SOURCE_DIR}/security/api_keys.cpp
   LIBS cppzmq PkgConfig::SODIUM)
 
+thalamus_fuzz_target(fuzz_safetensors
+  SOURCES ${PROJECT_SOURCE_DIR}/models/safetensors_header.cpp
+  LIBS nlohmann_json::nlohmann_json)
+
 # Writes the seed corpus of fuzz_envelope (run by hand after a schema change).
 add_executable(make_envelope_seeds ${_fuzz}/make_envelope_seeds.cpp)
 target_link_libraries(make_envelope_seeds PRIVATE thalamus_messages)

@@ -119,6 +119,11 @@ TEST_F(SafeTensorsTest, BadHeadersAreRejected) {
   EXPECT_NE(error.find("'w'"), std::string::npos) << error;
   EXPECT_NE(error.find("needs 12 bytes"), std::string::npos) << error;
 
+  // 2^61 doubles need 2^64 bytes, which wrapped to 0 and matched empty offsets.
+  std::string wraps = Serialize({{"w", "F64", {int64_t{1} << 61}, ""}});
+  error = ErrorOf([&] { SafeTensors::Open(Write("o", wraps)); });
+  EXPECT_NE(error.find("needs over 2^64 bytes"), std::string::npos) << error;
+
   std::string negative = Serialize({{"w", "F32", {-1}, ""}});
   EXPECT_NE(ErrorOf([&] { SafeTensors::Open(Write("n", negative)); }).find("negative"), std::string::npos);
 }
@@ -167,6 +172,18 @@ TEST_F(SafeTensorsTest, DirectoryWithShards) {
   Write("model.safetensors.index.json", index.dump());
   std::string error = ErrorOf([&] { SafeTensors::OpenDirectory(dir_.string()); });
   EXPECT_NE(error.find("'c'"), std::string::npos) << error;
+}
+
+TEST_F(SafeTensorsTest, ShardsMustBeFilesInTheFolder) {
+  for (const char* shard : {"../model.safetensors", "/etc/passwd", "..", ""}) {
+    nlohmann::json index = {{"weight_map", {{"a", shard}}}};
+    Write("model.safetensors.index.json", index.dump());
+    std::string error = ErrorOf([&] { SafeTensors::OpenDirectory(dir_.string()); });
+    EXPECT_NE(error.find("is not a file name in this folder"), std::string::npos) << shard << ": " << error;
+  }
+  Write("model.safetensors.index.json", "{\"weight_map\": [1]}");
+  EXPECT_NE(ErrorOf([&] { SafeTensors::OpenDirectory(dir_.string()); }).find("no 'weight_map' object"),
+            std::string::npos);
 }
 
 TEST_F(SafeTensorsTest, DirectoryWithoutWeights) {

@@ -21,11 +21,11 @@ class HttpServer::Impl {
  public:
   Impl(const config::HttpConfig& config, router::QueryService& service, router::Metrics& metrics,
        router::EventLoop* loop)
-      : context_(
-            std::make_shared<http_internal::ServerContext>(http_internal::ServerContext{config, service, metrics})),
-        loop_(loop) {
-    if (!config.api_keys.empty()) context_->api_keys = security::ApiKeys::Load(config.api_keys);
-  }
+      : context_(std::make_shared<http_internal::ServerContext>(http_internal::ServerContext{
+            config, service, metrics, /*started_unix=*/0, std::make_shared<http_internal::CallbackGate>(),
+            std::make_shared<http_internal::ConnectionSet>(),
+            config.api_keys.empty() ? nullptr : security::ApiKeys::Load(config.api_keys)})),
+        loop_(loop) {}
 
   ~Impl() { Stop(); }
 

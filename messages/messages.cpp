@@ -29,6 +29,8 @@ std::string CheckReady(const wire::ReadyT& ready) {
 }
 
 std::string CheckQuery(const wire::QueryT& query) {
+  // Its Partials carry the id, and a Partial's request_id is never 0.
+  if (query.stream && query.client_request_id == 0) return "streamed Query without its client_request_id";
   if (query.experts.size() > kMaxQueryExperts) {
     return "Query naming " + std::to_string(query.experts.size()) + " services (at most " +
            std::to_string(kMaxQueryExperts) + ")";

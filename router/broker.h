@@ -44,7 +44,8 @@ class Broker : public Dispatcher {
   // Binds the backend socket now (so its port is known), serving on `loop`;
   // with broker.curve as a CURVE server whose clients the ZAP handler of the
   // loop's context checks under the domain "backend" (throws
-  // security::KeyError for a bad key file).
+  // security::KeyError for a bad key file). Borrows `config`, `loop` and
+  // `metrics`, which must outlive the broker.
   Broker(const config::Config& config, EventLoop& loop, Metrics& metrics);
   ~Broker();
 

@@ -149,6 +149,11 @@ TEST(Messages, RequiredFieldsOfEachKindAreChecked) {
   wire::QueryT empty_name;
   empty_name.experts = {""};
   EXPECT_EQ(WhyRefused(EncodeBody(std::move(empty_name))), "Query naming an empty service");
+  // Found by tests/fuzz/fuzz_dispatch: its Partials would carry request_id 0,
+  // which every receiver (a client using this library too) refuses.
+  wire::QueryT anonymous_stream;
+  anonymous_stream.stream = true;
+  EXPECT_EQ(WhyRefused(EncodeBody(std::move(anonymous_stream))), "streamed Query without its client_request_id");
 
   // With what they need, each is accepted; bodies with no required field always are.
   wire::ReadyT ready;

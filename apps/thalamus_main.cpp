@@ -20,6 +20,8 @@ constexpr Command kCommands[] = {
      cli::RunTokenize},
     {"generate", "continue a prompt: thalamus generate --model DIR --prompt TEXT --max-tokens N", cli::RunGenerate},
     {"logits", "logits of every position: thalamus logits --model DIR --ids 1,2,3", cli::RunLogits},
+    {"query", "ask a router over ZeroMQ: thalamus query [--frontend EP] [--curve-key K --server-key P] TEXT",
+     cli::RunQuery},
     {"keys", "CURVE key pairs and HTTP API keys: thalamus keys generate|api --help", cli::RunKeys},
     {"ingest", "index files for a rag domain: thalamus ingest --domain NAME --index DIR FILES_OR_DIRS...",
      cli::RunIngest},

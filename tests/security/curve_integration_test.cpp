@@ -1,7 +1,8 @@
 // CURVE end to end with the real processes on loopback: keys from
 // `thalamus keys generate`, a router whose backend is a CURVE server, a local
 // expert with an authorized key that serves, and an expert with an unknown
-// key and a plaintext one that never join.
+// key and a plaintext one that never join; the same for ZeroMQ clients of
+// the front end, through `thalamus query`.
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -85,6 +86,51 @@ TEST(CurveIntegration, OnlyExpertsWithAuthorizedKeysServe) {
     const auto again = HttpRequest(port, "POST", "/v1/chat/completions", chat.dump());
     EXPECT_EQ(again.status, 200) << again.body;
   }
+}
+
+// The ZeroMQ front end with CURVE, asked by `thalamus query` as a client on
+// another host would: an authorized key is answered, an unknown key and a
+// plaintext client are refused, and the tool says which.
+TEST(CurveIntegration, OnlyClientsWithAuthorizedKeysAreAnswered) {
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/clients");
+  for (const char* name : {"router", "client", "rogue"}) GenerateKeys(dir.path() + "/" + name);
+  std::filesystem::copy_file(dir.path() + "/client.pub", dir.path() + "/clients/client.pub");
+  const std::string config =
+      dir.Write("thalamus.yaml",
+                "http: {port: 0}\n"
+                "broker:\n  frontend: \"tcp://127.0.0.1:*\"\n  backend: \"tcp://127.0.0.1:*\"\n"
+                "  frontend_curve: {router_key: router.key, router_public_key: router.pub, authorized_keys: clients}\n"
+                "experts:\n  - {name: echo, kind: echo, replicas: 1}\n");
+  const std::string ready = dir.path() + "/ready.json";
+  const std::string log = dir.path() + "/router.log";
+  Process router(testing::BinDir() + "/thalamus-router", {"--config", config, "--ready-file", ready}, log);
+  ASSERT_TRUE(WaitFor([&] { return !testing::ReadFile(ready).empty(); }, 20s)) << testing::ReadFile(log);
+  const json info = json::parse(testing::ReadFile(ready));
+  const int port = info["http_port"];
+  ASSERT_TRUE(WaitFor([&] { return HttpRequest(port, "GET", "/readyz").status == 200; }, 20s))
+      << testing::ReadFile(log);
+  // Runs `thalamus query` with `keys` (client key, router public key; none: plaintext).
+  auto ask = [&](const std::string& name, const std::vector<std::string>& keys, std::string* output) {
+    std::vector<std::string> args = {"query", "--frontend", info["frontend"], "--timeout-ms", "5000"};
+    if (!keys.empty()) args.insert(args.end(), {"--curve-key", keys[0], "--server-key", keys[1]});
+    args.push_back("hello " + name);
+    const std::string out = dir.path() + "/" + name + ".out";
+    Process query(testing::BinDir() + "/thalamus", args, out);
+    const int code = query.Wait(20s);
+    *output = testing::ReadFile(out);
+    return code;
+  };
+  std::string output;
+  const std::string router_pub = dir.path() + "/router.pub";
+  EXPECT_EQ(ask("client", {dir.path() + "/client.key", router_pub}, &output), 0) << output;
+  EXPECT_NE(output.find("hello client"), std::string::npos) << output;
+  EXPECT_EQ(ask("rogue", {dir.path() + "/rogue.key", router_pub}, &output), 3) << output;
+  EXPECT_NE(output.find("the router refused this client's key"), std::string::npos) << output;
+  EXPECT_EQ(ask("plain", {}, &output), 3) << output;
+  EXPECT_NE(testing::ReadFile(log).find("on frontend: key"), std::string::npos) << testing::ReadFile(log);
+  EXPECT_NE(HttpRequest(port, "GET", "/metrics").body.find("thalamus_auth_failures_total{endpoint=\"frontend\"} 1"),
+            std::string::npos);
 }
 
 TEST(CurveIntegration, AMissingKeyFileStopsTheRouterNamingIt) {

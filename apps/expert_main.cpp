@@ -59,6 +59,7 @@ int ExpertMain(int argc, char** argv) {
     worker_options.heartbeat_ms = cfg.broker.heartbeat_ms;
     worker_options.liveness = cfg.broker.liveness;
     worker_options.max_message_bytes = cfg.broker.max_message_bytes;
+    worker_options.drain_grace_ms = cfg.broker.drain_grace_ms;
     if (cfg.broker.curve.enabled) {
       const std::string key =
           vars.count("curve-key") ? vars["curve-key"].as<std::string>() : cfg.broker.curve.client_key;

@@ -141,6 +141,7 @@ void ParseBroker(const MapReader& map, BrokerConfig& broker) {
   broker.max_message_bytes = map.Int("max_message_bytes", broker.max_message_bytes, 4096, 1 << 30);
   broker.frontend_max_in_flight = map.Int("frontend_max_in_flight", broker.frontend_max_in_flight, 1, 1 << 20);
   broker.frontend_send_hwm = map.Int("frontend_send_hwm", broker.frontend_send_hwm, 1, 1 << 24);
+  broker.drain_grace_ms = map.Int("drain_grace_ms", broker.drain_grace_ms, 0, 3600 * 1000);
   if (auto node = map.Child("curve")) ParseCurve(*node, broker.curve, /*backend=*/true);
   if (auto node = map.Child("frontend_curve")) ParseCurve(*node, broker.frontend_curve, /*backend=*/false);
   map.RejectUnknown();

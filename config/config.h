@@ -102,6 +102,10 @@ struct BrokerConfig {
   int max_message_bytes = 64 << 20;
   int frontend_max_in_flight = 64;  // unanswered queries per ZeroMQ client; more: 429 at once
   int frontend_send_hwm = 1000;     // answer frames queued for a ZeroMQ client that does not read
+  // How long an expert told to stop (SIGTERM) keeps serving what it has in
+  // flight after telling the broker it is leaving; what is still running then
+  // is cancelled and retried on another worker.
+  int drain_grace_ms = 30000;
   CurveConfig curve;                // the backend (experts)
   CurveConfig frontend_curve;       // the ZeroMQ front end (clients)
 };

@@ -70,6 +70,9 @@ class Worker::Impl {
   bool FlushOutbox(zmq::socket_t& socket);
   bool SendOutbox(zmq::socket_t& socket);
   void SendReady(zmq::socket_t& socket);
+  void SendHeartbeat(zmq::socket_t& socket);
+  // Cancels every job still waiting or running (the drain's grace ran out).
+  void CancelAll();
   void Release(uint64_t request_id);
   size_t InFlight() {
     std::lock_guard lock(jobs_mutex_);
@@ -91,6 +94,7 @@ class Worker::Impl {
   std::unordered_map<uint64_t, std::shared_ptr<ServedJob>> jobs_;  // waiting and running, by request id
   size_t cancelled_jobs_ = 0;  // entries of jobs_ that were cancelled but still hold a thread
   bool stopping_ = false;
+  bool draining_ = false;  // socket thread only
 };
 
 class Worker::Impl::ServedJob : public Job {
@@ -261,9 +265,23 @@ bool Worker::Impl::Session(zmq::socket_t& socket, const std::atomic<bool>& stop)
   SendReady(socket);
   auto last_heard = Clock::now();
   auto next_heartbeat = Clock::now() + heartbeat;
+  Clock::time_point drain_until;
   pollfd waits[] = {{socket.get(zmq::sockopt::fd), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
   bool look_again = true;  // also before the first wait
-  while (!stop.load()) {
+  for (;;) {
+    if (stop.load() && !draining_) {
+      draining_ = true;
+      drain_until = Clock::now() + std::chrono::milliseconds(options_.drain_grace_ms);
+      SendHeartbeat(socket);  // says draining: the broker sends nothing new
+      std::fprintf(stderr, "[%s] draining: %zu request(s) in flight, up to %d ms\n", options_.service.c_str(),
+                   InFlight(), options_.drain_grace_ms);
+    }
+    if (draining_ && InFlight() == 0) return false;
+    if (draining_ && Clock::now() >= drain_until) {
+      std::fprintf(stderr, "[%s] drain grace over: cancelling %zu request(s)\n", options_.service.c_str(), InFlight());
+      CancelAll();
+      return false;
+    }
     bool woken = false;
     if (!look_again) {
       const auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_heartbeat - Clock::now());
@@ -283,15 +301,30 @@ bool Worker::Impl::Session(zmq::socket_t& socket, const std::atomic<bool>& stop)
     if (disconnect) return true;
     const auto now = Clock::now();
     if (now >= next_heartbeat) {
-      wire::HeartbeatT beat;
-      beat.in_flight = static_cast<uint32_t>(InFlight());
-      Send(socket, messages::EncodeBody(std::move(beat)));
+      SendHeartbeat(socket);
       next_heartbeat = now + heartbeat;
       look_again = true;
     }
-    if (now - last_heard > silence_limit) return true;
+    if (now - last_heard > silence_limit) {
+      if (!draining_) return true;  // reconnect
+      CancelAll();                  // leaving, and nobody is left to take the answers
+      return false;
+    }
   }
-  return false;
+}
+
+void Worker::Impl::SendHeartbeat(zmq::socket_t& socket) {
+  wire::HeartbeatT beat;
+  beat.in_flight = static_cast<uint32_t>(InFlight());
+  beat.draining = draining_;
+  Send(socket, messages::EncodeBody(std::move(beat)));
+}
+
+void Worker::Impl::CancelAll() {
+  std::lock_guard lock(jobs_mutex_);
+  for (auto& [id, job] : jobs_) {
+    if (job->Cancel()) ++cancelled_jobs_;
+  }
 }
 
 void Worker::Impl::Run(const std::atomic<bool>& stop) {

@@ -29,6 +29,8 @@ struct WorkerOptions {
   int heartbeat_ms = 250;
   int liveness = 3;
   int64_t max_message_bytes = 64 << 20;  // ZMQ_MAXMSGSIZE: a larger frame drops the connection
+  // After `stop`: how long requests in flight may still take (broker.drain_grace_ms).
+  int drain_grace_ms = 30000;
   // CURVE: the worker's own key pair and the router's public key; no
   // curve_server_key: plaintext.
   security::KeyPair curve_keys;
@@ -42,8 +44,11 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Serves until `stop` becomes true (checked every heartbeat), then sends
-  // DISCONNECT, lets in-flight requests finish and returns.
+  // Serves until `stop` becomes true (checked every heartbeat), then drains:
+  // tells the broker it is leaving (a draining heartbeat: nothing new is sent
+  // to it), keeps serving and answering what it holds for up to
+  // drain_grace_ms, cancels what is still running then, says DISCONNECT (the
+  // broker retries the cancelled requests elsewhere) and returns.
   void Run(const std::atomic<bool>& stop);
 
   // Counters, for tests and logs.

@@ -18,6 +18,7 @@ struct Broker::Worker {
   std::vector<uint64_t> in_flight;  // a handful; a vector spares a tree node per request
   Clock::time_point expiry;
   uint64_t last_dispatch = 0;  // breaks ties between equally loaded workers
+  bool draining = false;       // leaving: out of its service's list, answers still taken
 };
 
 struct Broker::Service {
@@ -25,7 +26,8 @@ struct Broker::Service {
   std::string kind;
   std::string description;
   std::deque<uint64_t> waiting;
-  std::vector<Worker*> workers;
+  std::vector<Worker*> workers;    // live: what Pump chooses from
+  std::vector<Worker*> draining;   // leaving, still answering what they hold
   int published_queue_depth = -1;  // Pump runs twice per request; the gauge changes far less often
 };
 
@@ -317,8 +319,24 @@ void Broker::OnFrame(const std::string& identity, const zmq::message_t& payload)
     case wire::Body::Disconnect:
       RemoveWorker(identity, "disconnected: " + envelope->body.AsDisconnect()->reason);
       break;
-    default: break;  // heartbeats only refresh the expiry
+    case wire::Body::Heartbeat:
+      if (envelope->body.AsHeartbeat()->draining && !worker.draining) StartDraining(worker);
+      break;
+    default: break;
   }
+}
+
+// The worker is leaving: it gets nothing new (it leaves its service's list,
+// so it no longer counts as live), while its requests in flight are still
+// answered through it; its DISCONNECT or silence removes it for good.
+void Broker::StartDraining(Worker& worker) {
+  worker.draining = true;
+  Service& service = *services_.at(worker.service);
+  std::erase(service.workers, &worker);
+  service.draining.push_back(&worker);
+  std::fprintf(stderr, "thalamus-router: worker %s is draining from service '%s' (%zu in flight; %zu live)\n",
+               worker.label.c_str(), worker.service.c_str(), worker.in_flight.size(), service.workers.size());
+  PublishSnapshot();
 }
 
 // Why a READY is refused, or "": only configured services, within the caps.
@@ -382,6 +400,7 @@ void Broker::RemoveWorker(const std::string& identity, const std::string& why) {
   Worker& worker = *node.mapped();
   Service& service = *services_.at(worker.service);
   std::erase(service.workers, &worker);
+  std::erase(service.draining, &worker);
   std::fprintf(stderr, "thalamus-router: worker %s left service '%s' (%s; %zu live)\n", worker.label.c_str(),
                worker.service.c_str(), why.c_str(), service.workers.size());
   // Its requests go back to the front of the queue for one more try, unless
@@ -430,6 +449,7 @@ void Broker::PublishSnapshot() {
       info.in_flight += static_cast<int>(worker->in_flight.size());
       if (info.model.empty()) info.model = worker->model;
     }
+    for (Worker* worker : service->draining) info.in_flight += static_cast<int>(worker->in_flight.size());
     metrics_.SetLiveWorkers(name, info.live_workers);
     metrics_.SetQueueDepth(name, info.queued);
     service->published_queue_depth = info.queued;

@@ -12,7 +12,9 @@
 // each request's deadline (sending CANCEL to the worker), and when a worker
 // dies (DISCONNECT, send failure, or `liveness` missed heartbeats) retries its
 // requests once on another worker, unless their answer was already being
-// streamed. A full queue answers OVERLOADED and a service with no live worker
+// streamed. A worker that says it is draining (its heartbeat, on SIGTERM)
+// gets nothing new and stops counting as live, while the answers to what it
+// holds still come through it. A full queue answers OVERLOADED and a service with no live worker
 // UNAVAILABLE, both with retry_after_ms: nothing queues without bound.
 // ROUTER_MANDATORY is on, so no message to a vanished worker is lost silently.
 //
@@ -72,6 +74,7 @@ class Broker : public Dispatcher {
   void OnReady(const std::string& identity, wire::ReadyT ready);
   void OnReply(Worker& worker, wire::ExpertReplyT reply);
   void OnPartial(Worker& worker, const wire::PartialT& partial);
+  void StartDraining(Worker& worker);
   void OnHeartbeatTick();
   void RemoveWorker(const std::string& identity, const std::string& why);
   void Pump(Service& service);

@@ -87,7 +87,8 @@ std::vector<ServiceInfo> QueryPipeline::Services() const { return dispatcher_.Se
 
 bool QueryPipeline::Ready() const {
   for (const config::ExpertConfig& expert : config_.experts) {
-    if (expert.replicas > 0 && !dispatcher_.HasLiveWorker(expert.name)) return false;
+    // Whatever its replica count: a service without a live worker answers 503.
+    if (!dispatcher_.HasLiveWorker(expert.name)) return false;
   }
   return true;
 }

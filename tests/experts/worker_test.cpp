@@ -3,6 +3,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -33,6 +34,7 @@ class FakeBroker {
       identity_ = identity.to_string();
       auto envelope = messages::Decode(payload.data(), payload.size());
       if (!envelope) throw std::runtime_error("worker sent an invalid frame");
+      if (envelope->body.type == wire::Body::ExpertReply) ++replies_seen_;
       if (envelope->body.type == type) return std::move(*envelope);
     }
     throw std::runtime_error("timeout");
@@ -42,7 +44,10 @@ class FakeBroker {
     socket_.send(zmq::buffer(bytes));
   }
 
+  int replies_seen() const { return replies_seen_; }
+
  private:
+  int replies_seen_ = 0;
   zmq::context_t context_;
   zmq::socket_t socket_;
   std::string endpoint_;
@@ -101,15 +106,27 @@ class WorkerTest : public ::testing::Test {
     options.kind = "echo";
     options.concurrency = concurrency;
     options.queue_limit = queue_limit;
-    options.heartbeat_ms = 50;
+    options.heartbeat_ms = heartbeat_ms_;
+    options.drain_grace_ms = drain_grace_ms_;
+    options.liveness = liveness_;
     worker_ = std::make_unique<Worker>(options, std::move(expert));
     thread_ = std::thread([this] { worker_->Run(stop_); });
+  }
+  // Heartbeats until the one that says draining.
+  wire::EnvelopeT NextDrainingHeartbeat() {
+    for (;;) {
+      wire::EnvelopeT beat = broker_.Next(wire::Body::Heartbeat);
+      if (beat.body.AsHeartbeat()->draining) return beat;
+    }
   }
   void TearDown() override {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
   }
 
+  int heartbeat_ms_ = 50;
+  int drain_grace_ms_ = 30000;
+  int liveness_ = 3;
   FakeBroker broker_;
   std::atomic<bool> stop_{false};
   std::unique_ptr<Worker> worker_;
@@ -221,6 +238,50 @@ TEST_F(WorkerTest, CancelStopsWorkEarlyAndSendsNoReply) {
   // Request 6 waited only for the cancelled one to notice, not for its 2 s.
   EXPECT_EQ(reply.body.AsExpertReply()->request_id, 6u);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(3500));
+}
+
+// SIGTERM (stop) drains: a draining heartbeat first, then the answer to what
+// was in hand and to what arrived meanwhile, then DISCONNECT.
+TEST_F(WorkerTest, DrainsOnStopAnsweringWhatItHolds) {
+  heartbeat_ms_ = 100;  // `stop` is seen within one (a real SIGTERM also interrupts the wait)
+  liveness_ = 50;
+  Start(/*delay_ms=*/800, /*concurrency=*/2);
+  broker_.Next(wire::Body::Ready);
+  broker_.Send(messages::EncodeBody(Request(1, "in hand")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  stop_ = true;
+  wire::EnvelopeT beat = NextDrainingHeartbeat();
+  EXPECT_EQ(beat.body.AsHeartbeat()->in_flight, 1u);
+  broker_.Send(messages::EncodeBody(Request(2, "sent before the broker heard")));
+  std::set<uint64_t> answered;
+  for (int i = 0; i < 2; ++i) {
+    wire::EnvelopeT reply = broker_.Next(wire::Body::ExpertReply);
+    EXPECT_EQ(reply.body.AsExpertReply()->status, wire::StatusCode::OK);
+    answered.insert(reply.body.AsExpertReply()->request_id);
+  }
+  EXPECT_EQ(answered, (std::set<uint64_t>{1, 2}));
+  EXPECT_EQ(broker_.Next(wire::Body::Disconnect).body.AsDisconnect()->reason, "shutting down");
+  thread_.join();
+}
+
+// What is still running when the grace period ends is cancelled, not
+// answered: the broker retries it elsewhere after the DISCONNECT.
+TEST_F(WorkerTest, DrainGiveUpAfterItsGracePeriod) {
+  heartbeat_ms_ = 100;
+  liveness_ = 50;  // this broker never heartbeats: do not take its silence for an exit
+  drain_grace_ms_ = 200;
+  Start(/*delay_ms=*/5000);
+  broker_.Next(wire::Body::Ready);
+  broker_.Send(messages::EncodeBody(Request(1, "too slow")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const auto start = std::chrono::steady_clock::now();
+  stop_ = true;
+  NextDrainingHeartbeat();
+  // Next skips frames of other kinds: an ExpertReply here would be found by the check below.
+  wire::EnvelopeT goodbye = broker_.Next(wire::Body::Disconnect);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2000));
+  thread_.join();
+  EXPECT_EQ(broker_.replies_seen(), 0);
 }
 
 TEST_F(WorkerTest, ReconnectsWhenTheBrokerSaysDisconnect) {

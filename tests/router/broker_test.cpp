@@ -83,6 +83,12 @@ class FakeWorker {
     partial.text = text;
     Send(messages::EncodeBody(std::move(partial)));
   }
+  // What a worker sends on SIGTERM: a heartbeat saying it is leaving.
+  void Drain() {
+    wire::HeartbeatT beat;
+    beat.draining = true;
+    Send(messages::EncodeBody(std::move(beat)));
+  }
   void Disconnect() {
     wire::DisconnectT disconnect;
     disconnect.reason = "test";
@@ -260,6 +266,40 @@ TEST_F(BrokerTest, RetriesOnceOnAnotherWorkerWhenAWorkerDies) {
   EXPECT_EQ(result->reply.text, "from b");
   EXPECT_EQ(result->outcome.attempts, 2u);
   EXPECT_EQ(result->outcome.worker, "b:1");
+}
+
+// A draining worker gets nothing new and no longer counts as live, but its
+// answer to what it holds still completes the request; its requests that
+// were cut short by its DISCONNECT go to another worker.
+TEST_F(BrokerTest, ADrainingWorkerGetsNothingNewButItsAnswersCount) {
+  Start();
+  auto [a, b] = JoinTwo(2);
+  auto held = Dispatch();
+  const auto on_a = a->NextRequest();
+  auto cut_short = Dispatch();
+  const auto on_b = b->NextRequest();
+  b->Drain();
+  ASSERT_TRUE(WaitLive(1));
+  auto next = Dispatch();  // b has one in flight, a one: still a, as b is leaving
+  const auto next_on_a = a->NextRequest();
+  EXPECT_TRUE(b->GetsNothingFor(30ms));
+  b->Stream(on_b.request_id, "partial");  // a draining worker's stream still gets through
+  a->Answer(on_a.request_id, "from a");
+  ASSERT_TRUE(held->Wait());
+  EXPECT_EQ(held->reply.text, "from a");
+
+  a->Drain();
+  ASSERT_TRUE(WaitLive(0));
+  auto none = Dispatch();
+  ASSERT_TRUE(none->Wait());
+  EXPECT_EQ(none->reply.status, wire::StatusCode::UNAVAILABLE);
+  EXPECT_FALSE(broker_->HasLiveWorker("svc"));
+  a->Answer(next_on_a.request_id, "drained");
+  ASSERT_TRUE(next->Wait());
+  EXPECT_EQ(next->reply.text, "drained");
+  b->Disconnect();  // it had streamed: not retried, failed
+  ASSERT_TRUE(cut_short->Wait());
+  EXPECT_EQ(cut_short->reply.status, wire::StatusCode::EXPERT_FAILED);
 }
 
 TEST_F(BrokerTest, DoesNotRetryOnceTheAnswerStartedStreaming) {

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -200,6 +201,66 @@ TEST(RouterIntegration, NoRequestLostWhenAReplicaIsKilledMidLoad) {
   EXPECT_EQ(LiveWorkers(cluster.port(), "echo"), 1);
   auto metrics = HttpRequest(cluster.port(), "GET", "/metrics").body;
   EXPECT_NE(metrics.find("thalamus_expert_retries_total{service=\"echo\"}"), std::string::npos) << metrics;
+}
+
+// A rolling restart (as Kubernetes does one: SIGTERM to each replica in turn,
+// a replacement started first) under load, with streamed and complete
+// answers: drained replicas finish what they hold, so nothing fails, streams
+// included (a stream cut short cannot be retried). Answers take 1 s, longer
+// than the broker waits for a silent worker (3 heartbeats of 100 ms): a
+// worker that stopped heartbeating while it finished its work (as before
+// draining) lost its streams.
+TEST(RouterIntegration, RollingRestartUnderLoadLosesNothing) {
+  Cluster cluster(
+      "experts:\n  - {name: echo, kind: echo, launch: external, replicas: 2, concurrency: 2, delay_ms: 1000}\n",
+      /*wait_ready=*/false);
+  std::vector<Process> replicas;
+  replicas.push_back(cluster.StartExpert("echo"));
+  replicas.push_back(cluster.StartExpert("echo"));
+  ASSERT_TRUE(WaitFor([&] { return LiveWorkers(cluster.port(), "echo") == 2; }, 20s))
+      << testing::ReadFile(cluster.log());
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::mutex failures_mutex;
+  std::string failures;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 6; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; !stop.load(); ++i) {
+        const bool stream = (c + i) % 2 == 0;
+        const std::string text = "client " + std::to_string(c) + " asks " + std::to_string(i);
+        auto response = HttpRequest(cluster.port(), "POST", "/v1/chat/completions", Chat(text, "", stream).dump());
+        const bool good =
+            response.status == 200 && (stream ? response.body.find("[DONE]") != std::string::npos &&
+                                                    response.body.find("\"error\"") == std::string::npos
+                                              : json::parse(response.body)["choices"][0]["message"]["content"] == text);
+        if (good) {
+          ++ok;
+        } else {
+          ++failed;
+          std::lock_guard lock(failures_mutex);
+          failures += std::to_string(response.status) + " " + response.body.substr(0, 300) + "\n";
+        }
+      }
+    });
+  }
+  for (int round = 0; round < 2; ++round) {
+    std::this_thread::sleep_for(400ms);
+    replicas.push_back(cluster.StartExpert("echo"));  // the replacement first (maxSurge)
+    ASSERT_TRUE(WaitFor([&] { return LiveWorkers(cluster.port(), "echo") == 3; }, 20s));
+    Process& old = replicas[round];
+    old.Signal(SIGTERM);
+    EXPECT_EQ(old.Wait(20s), 0);
+    ASSERT_TRUE(WaitFor([&] { return LiveWorkers(cluster.port(), "echo") == 2; }, 20s));
+  }
+  std::this_thread::sleep_for(300ms);
+  stop = true;
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(failed.load(), 0) << failures;
+  EXPECT_GT(ok.load(), 20);
+  const std::string log = testing::ReadFile(cluster.log());
+  EXPECT_NE(log.find("is draining from service 'echo'"), std::string::npos) << log;
 }
 
 TEST(RouterIntegration, DeadlineExceededAnswers504AndFreesTheWorker) {

@@ -1,11 +1,14 @@
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <thread>
 
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
@@ -63,6 +66,36 @@ int WaitForStopSignal() {
   while (read(g_signal_pipe[0], &byte, 1) < 0 && errno == EINTR) {
   }
   return byte;
+}
+
+// True when another stop signal came within `timeout`.
+bool StopSignalWithin(std::chrono::milliseconds timeout) {
+  pollfd wait = {g_signal_pipe[0], POLLIN, 0};
+  return poll(&wait, 1, static_cast<int>(timeout.count())) > 0;
+}
+
+// SIGTERM: /readyz turns 503 and new queries are answered UNAVAILABLE (so a
+// load balancer moves on), while the queries in flight finish, for up to
+// broker.drain_grace_ms; a second signal ends the wait.
+void Drain(QueryPipeline& pipeline, const config::Config& config) {
+  pipeline.BeginDrain();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(config.broker.drain_grace_ms);
+  std::fprintf(stderr, "thalamus-router: draining %lld quer(ies) in flight, up to %d ms\n",
+               static_cast<long long>(pipeline.in_flight()), config.broker.drain_grace_ms);
+  while (pipeline.in_flight() > 0 && std::chrono::steady_clock::now() < until) {
+    if (StopSignalWithin(std::chrono::milliseconds(20))) {
+      std::fprintf(stderr, "thalamus-router: second signal, not waiting for the rest\n");
+      return;
+    }
+  }
+  if (pipeline.in_flight() > 0) {
+    std::fprintf(stderr, "thalamus-router: drain grace over with %lld quer(ies) in flight\n",
+                 static_cast<long long>(pipeline.in_flight()));
+    return;
+  }
+  // The last results were handed to the front ends, whose writes may still
+  // be queued on their sockets: let them go out before the connections close.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
 }
 
 void InstallStopSignalHandlers() {
@@ -137,6 +170,7 @@ int Serve(const config::Config& config, const std::string& config_path, const st
 
   const int signal_number = WaitForStopSignal();
   std::fprintf(stderr, "thalamus-router: signal %d, shutting down\n", signal_number);
+  Drain(pipeline, config);
   if (supervisor) supervisor->Stop();
   return 0;
 }

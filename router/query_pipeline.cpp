@@ -86,6 +86,7 @@ QueryPipeline::QueryPipeline(const config::Config& config, EventLoop& loop, Disp
 std::vector<ServiceInfo> QueryPipeline::Services() const { return dispatcher_.Services(); }
 
 bool QueryPipeline::Ready() const {
+  if (draining_) return false;
   for (const config::ExpertConfig& expert : config_.experts) {
     // Whatever its replica count: a service without a live worker answers 503.
     if (!dispatcher_.HasLiveWorker(expert.name)) return false;
@@ -102,6 +103,18 @@ void QueryPipeline::Submit(wire::QueryT query, QueryCallbacks callbacks) {
 }
 
 void QueryPipeline::SubmitInLoop(wire::QueryT query, QueryCallbacks callbacks) {
+  if (draining_) {
+    callbacks.on_result(messages::ErrorResult(wire::StatusCode::UNAVAILABLE, "the router is shutting down",
+                                              query.client_request_id,
+                                              static_cast<uint32_t>(config_.broker.retry_after_ms)));
+    return;
+  }
+  // Counted until its one result, so that a drain knows when it is done.
+  ++in_flight_;
+  callbacks.on_result = [this, on_result = std::move(callbacks.on_result)](wire::QueryResultT result) {
+    --in_flight_;
+    on_result(std::move(result));
+  };
   auto state = std::make_shared<QueryState>();
   state->start = Clock::now();
   const uint32_t deadline_ms =

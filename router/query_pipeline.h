@@ -15,6 +15,7 @@
 // trace. The constructor throws std::runtime_error for a bad gate file.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <string>
 
@@ -38,6 +39,13 @@ class QueryPipeline : public QueryService {
   bool Ready() const override;
 
   void SubmitInLoop(wire::QueryT query, QueryCallbacks callbacks) override;
+
+  // Shutting down (SIGTERM): from now on Ready() is false and new queries are
+  // answered UNAVAILABLE with retry_after_ms, while those already submitted
+  // run to their end. Any thread.
+  void BeginDrain() { draining_ = true; }
+  // Queries submitted and not yet answered. Any thread.
+  int64_t in_flight() const { return in_flight_.load(); }
 
  private:
   struct QueryState;
@@ -66,6 +74,8 @@ class QueryPipeline : public QueryService {
   // LiveLoad's answer, copied from the broker's snapshot only when that changed.
   std::vector<gate::ServiceLoad> live_;
   uint64_t live_version_ = UINT64_MAX;
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> in_flight_{0};
 };
 
 }  // namespace thalamus::router

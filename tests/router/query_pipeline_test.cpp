@@ -301,5 +301,25 @@ TEST_F(QueryPipelineTest, ReadyNeedsALiveWorkerForEveryConfiguredService) {
   EXPECT_FALSE(pipeline_->Ready());
 }
 
+// A drain (router SIGTERM) lets the query in flight finish and refuses new ones.
+TEST_F(QueryPipelineTest, ADrainFinishesWhatIsInFlightAndRefusesNewQueries) {
+  Configure(config::Aggregation::kTop1, {Expert("a", config::ExpertKind::kEcho)});
+  Submit({"a"});
+  EXPECT_EQ(pipeline_->in_flight(), 1);
+  pipeline_->BeginDrain();
+  EXPECT_FALSE(pipeline_->Ready());
+  dispatcher_.AnswerText(0, "finished");
+  ASSERT_TRUE(result_.has_value());
+  EXPECT_EQ(result_->status, wire::StatusCode::OK);
+  EXPECT_EQ(pipeline_->in_flight(), 0);
+  result_.reset();
+  Submit({"a"});
+  ASSERT_TRUE(result_.has_value());
+  EXPECT_EQ(result_->status, wire::StatusCode::UNAVAILABLE);
+  EXPECT_GT(result_->retry_after_ms, 0u);
+  EXPECT_EQ(dispatcher_.sent.size(), 1u);
+  EXPECT_EQ(pipeline_->in_flight(), 0);
+}
+
 }  // namespace
 }  // namespace thalamus::router

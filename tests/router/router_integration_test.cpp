@@ -431,6 +431,42 @@ TEST(RouterIntegration, RouterStopsItsExpertsCleanlyOnSigterm) {
   EXPECT_EQ(goodbyes, 2u) << log;
 }
 
+// SIGTERM to the router: /readyz turns 503 and new queries get 503, while
+// the queries in flight (streamed ones too) are answered before it exits 0.
+TEST(RouterIntegration, RouterDrainsQueriesInFlightOnSigterm) {
+  Cluster cluster("experts:\n  - {name: echo, kind: echo, replicas: 1, concurrency: 4, delay_ms: 1500}\n");
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int c = 0; c < 4; ++c) {
+    clients.emplace_back([&, c] {
+      const bool stream = c % 2 == 0;
+      const std::string text = "in flight " + std::to_string(c);
+      auto response = HttpRequest(cluster.port(), "POST", "/v1/chat/completions", Chat(text, "", stream).dump());
+      const bool good =
+          response.status == 200 && (stream ? response.body.find("[DONE]") != std::string::npos
+                                            : json::parse(response.body)["choices"][0]["message"]["content"] == text);
+      EXPECT_TRUE(good) << response.status << " " << response.body;
+      if (good) ++ok;
+    });
+  }
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return HttpRequest(cluster.port(), "GET", "/metrics").body.find("thalamus_in_flight{service=\"echo\"} 4") !=
+               std::string::npos;
+      },
+      10s));
+  cluster.router().Signal(SIGTERM);
+  EXPECT_TRUE(WaitFor([&] { return HttpRequest(cluster.port(), "GET", "/readyz").status == 503; }, 1s));
+  const auto refused = HttpRequest(cluster.port(), "POST", "/v1/chat/completions", Chat("too late").dump());
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_NE(refused.body.find("shutting down"), std::string::npos) << refused.body;
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(ok.load(), 4);
+  EXPECT_EQ(cluster.router().Wait(15s), 0);
+  EXPECT_NE(testing::ReadFile(cluster.log()).find("draining 4 quer"), std::string::npos)
+      << testing::ReadFile(cluster.log());
+}
+
 // docs/heart.md and docs/volcano.md: one fact each, far enough apart that
 // retrieval can only pick the right one.
 void WriteTwoDocCorpus(testing::TempDir& corpus) {

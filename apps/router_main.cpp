@@ -160,7 +160,8 @@ int Serve(const config::Config& config, const std::string& config_path, const st
   http.Start();
   std::unique_ptr<Supervisor> supervisor;
   if (supervise && config.supervisor.enabled) {
-    supervisor = std::make_unique<Supervisor>(config, config_path, broker.endpoint());
+    supervisor = std::make_unique<Supervisor>(config, config_path, broker.endpoint(),
+                                              [&metrics](const std::string& expert) { metrics.CountRestart(expert); });
     supervisor->Start();
   }
   const std::string frontend_endpoint = frontend ? frontend->endpoint() : "";

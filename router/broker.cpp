@@ -85,6 +85,7 @@ Broker::Broker(const config::Config& config, EventLoop& loop, Metrics& metrics)
     Service& service = ServiceNamed(expert.name);
     service.kind = config::Name(expert.kind);
     service.description = expert.description;
+    metrics_.DeclareService(expert.name);
   }
   PublishSnapshot();
   loop_.AddSocket(socket_, [this] { OnBackendReadable(); });

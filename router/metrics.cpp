@@ -1,5 +1,7 @@
 #include "router/metrics.h"
 
+#include "messages/messages.h"
+
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
@@ -21,6 +23,13 @@ namespace {
 
 // Request latencies range from a cached health probe (~1 ms) to a long
 // generation on a CPU model (minutes); roughly x2.5 steps up to 120 s.
+// 0 bits is a certain gate; log2(N) a uniform one over N services.
+const prometheus::Histogram::BucketBoundaries& EntropyBuckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets = {0.05, 0.1, 0.25, 0.5, 0.75, 1.0,
+                                                                  1.5,  2.0, 3.0,  4.0, 6.0};
+  return buckets;
+}
+
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   static const prometheus::Histogram::BucketBoundaries buckets = {
       0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0};
@@ -138,10 +147,15 @@ struct Metrics::Families {
         api_key_requests(
             CounterFamily(r, "thalamus_api_key_requests_total", "HTTP requests by API key name and status code."),
             {"key", "status"}),
+        restarts(CounterFamily(r, "thalamus_expert_restarts_total",
+                               "Local expert processes restarted by the supervisor after they exited."),
+                 {"service"}),
         dropped_answers(CounterFamily(r, "thalamus_frontend_dropped_answers_total",
                                       "Answer frames dropped for ZeroMQ clients that did not read them."),
                         {}) {
     dropped_answers.Get({});
+    frontend_duration.Get({}, LatencyBuckets());
+    gate_entropy.Get({}, EntropyBuckets());
     refused_workers.Get({""});
     for (const char* endpoint : {"frontend", "backend", "http"}) auth_failures.Get({endpoint});
     for (const char* endpoint : {"frontend", "backend"}) invalid_frames.Get({endpoint});
@@ -165,6 +179,7 @@ struct Metrics::Families {
   SeriesCache<prometheus::Counter, 1> refused_workers;
   SeriesCache<prometheus::Counter, 1> auth_failures;
   SeriesCache<prometheus::Counter, 2> api_key_requests;
+  SeriesCache<prometheus::Counter, 1> restarts;
   SeriesCache<prometheus::Counter, 0> dropped_answers;
 };
 
@@ -204,6 +219,18 @@ void Metrics::SetInFlight(const std::string& service, int n) { families_->in_fli
 
 void Metrics::CountInvalidFrame(const std::string& endpoint) { families_->invalid_frames.Get({endpoint}).Increment(); }
 
+void Metrics::CountRestart(const std::string& service) { families_->restarts.Get({service}).Increment(); }
+
+void Metrics::DeclareService(const std::string& service) {
+  families_->retries.Get({service});
+  families_->restarts.Get({service});
+  families_->expert_duration.Get({service}, LatencyBuckets());
+  families_->gate_selections.Get({service});
+  for (const wire::StatusCode code : wire::EnumValuesStatusCode()) {
+    if (code != wire::StatusCode::OK) families_->expert_failures.Get({service, messages::StatusName(code)});
+  }
+}
+
 void Metrics::CountDroppedAnswer() { families_->dropped_answers.Get({}).Increment(); }
 
 void Metrics::ObserveApiKey(const std::string& key_name, int status) {
@@ -218,12 +245,7 @@ void Metrics::CountGateSelection(const std::string& service) { families_->gate_s
 
 void Metrics::CountGateFallback(const std::string& reason) { families_->gate_fallbacks.Get({reason}).Increment(); }
 
-void Metrics::ObserveGateEntropy(double bits) {
-  // 0 bits is a certain gate; log2(N) a uniform one over N services.
-  static const prometheus::Histogram::BucketBoundaries buckets = {0.05, 0.1, 0.25, 0.5, 0.75, 1.0,
-                                                                  1.5,  2.0, 3.0,  4.0, 6.0};
-  families_->gate_entropy.Get({}, buckets).Observe(bits);
-}
+void Metrics::ObserveGateEntropy(double bits) { families_->gate_entropy.Get({}, EntropyBuckets()).Observe(bits); }
 
 std::string Metrics::Serialize() const { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
 

@@ -49,6 +49,13 @@ class Metrics {
   void CountRefusedWorker(const std::string& service);
   // thalamus_gate_entropy_bits: entropy of the trained gate's distribution per decision
   void ObserveGateEntropy(double bits);
+  // thalamus_expert_restarts_total{service}: local expert processes the supervisor restarted.
+  void CountRestart(const std::string& service);
+  // Creates a configured service's counters at 0 (retries, restarts, gate
+  // selections, a failure series per error status), so that rate() and
+  // increase() in alerts and dashboards see 0 rather than no data until the
+  // first event.
+  void DeclareService(const std::string& service);
 
   // The Prometheus text exposition format.
   std::string Serialize() const;

@@ -26,11 +26,13 @@ std::string BinaryBesideSelf(const std::string& name) {
 
 }  // namespace
 
-Supervisor::Supervisor(const config::Config& config, std::string config_path, std::string backend)
+Supervisor::Supervisor(const config::Config& config, std::string config_path, std::string backend,
+                       std::function<void(const std::string& expert)> on_restart)
     : config_(config),
       config_path_(std::move(config_path)),
       backend_(std::move(backend)),
-      expert_binary_(BinaryBesideSelf("thalamus-expert")) {}
+      expert_binary_(BinaryBesideSelf("thalamus-expert")),
+      on_restart_(std::move(on_restart)) {}
 
 Supervisor::~Supervisor() { Stop(); }
 
@@ -107,6 +109,7 @@ void Supervisor::Watch() {
       } else if (now >= child.restart_at && !stop_.load()) {
         child.started = now;
         child.pid = Spawn(child);
+        if (on_restart_) on_restart_(child.expert);  // Start() made the first; these are restarts
         if (child.pid == 0) child.restart_at = now + std::chrono::milliseconds(child.backoff_ms);
       }
     }

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -22,7 +23,10 @@ class Supervisor {
  public:
   // `config_path` is passed on to the children ("" for the embedded default);
   // `backend` is the router's bound backend endpoint.
-  Supervisor(const config::Config& config, std::string config_path, std::string backend);
+  // `on_restart` (may be empty) is told each restart's expert name, from the
+  // supervisor's own thread (for thalamus_expert_restarts_total).
+  Supervisor(const config::Config& config, std::string config_path, std::string backend,
+             std::function<void(const std::string& expert)> on_restart = {});
   ~Supervisor();
 
   void Start();
@@ -47,6 +51,7 @@ class Supervisor {
   std::string config_path_;
   std::string backend_;
   std::string expert_binary_;
+  std::function<void(const std::string&)> on_restart_;
   mutable std::mutex mutex_;
   std::vector<Child> children_;
   std::atomic<bool> stop_{false};

@@ -12,7 +12,7 @@ DEBIAN_PACKAGES=(
   prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev libicu-dev
   libtorch-dev libopenblas0-pthread libfaiss-dev libomp-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev ccache
-  clang libclang-rt-14-dev iproute2 libsodium-dev
+  clang libclang-rt-14-dev iproute2 libsodium-dev prometheus
 )
 
 install_packages() {

@@ -58,6 +58,20 @@ TEST(MetricsTest, EveryFamilyIsExported) {
   EXPECT_TRUE(Has(text, R"(thalamus_gate_fallbacks_total{reason="no_gate_file"} 1)"));
 }
 
+// A configured service's counters exist at 0 before the first event, so
+// that alerts on rate()/increase() see 0, not "no data".
+TEST(MetricsTest, DeclaredServicesStartAtZero) {
+  Metrics metrics;
+  metrics.DeclareService("docs");
+  metrics.CountRestart("docs");
+  std::string text = metrics.Serialize();
+  EXPECT_TRUE(Has(text, R"(thalamus_expert_retries_total{service="docs"} 0)")) << text;
+  EXPECT_TRUE(Has(text, R"(thalamus_gate_selections_total{service="docs"} 0)")) << text;
+  EXPECT_TRUE(Has(text, R"(thalamus_expert_failures_total{reason="deadline_exceeded",service="docs"} 0)")) << text;
+  EXPECT_TRUE(Has(text, R"(thalamus_expert_restarts_total{service="docs"} 1)")) << text;
+  EXPECT_FALSE(Has(text, R"(reason="ok")")) << text;
+}
+
 // Each thread remembers the series it used; a Metrics made after another one
 // is gone (likely at the same address) must still count in its own series.
 TEST(MetricsTest, ALaterMetricsCountsInItsOwnSeries) {

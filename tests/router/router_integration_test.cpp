@@ -333,6 +333,9 @@ TEST(RouterIntegration, SupervisorRestartsAKilledExpert) {
   };
   const std::string before = worker_of();
   ASSERT_FALSE(before.empty());
+  EXPECT_NE(
+      HttpRequest(cluster.port(), "GET", "/metrics").body.find("thalamus_expert_restarts_total{service=\"echo\"} 0"),
+      std::string::npos);
   const pid_t pid = std::stoi(before.substr(before.rfind(':') + 1));
   kill(pid, SIGKILL);
   std::string after;
@@ -343,6 +346,9 @@ TEST(RouterIntegration, SupervisorRestartsAKilledExpert) {
       },
       20s))
       << testing::ReadFile(cluster.log());
+  EXPECT_NE(
+      HttpRequest(cluster.port(), "GET", "/metrics").body.find("thalamus_expert_restarts_total{service=\"echo\"} 1"),
+      std::string::npos);
 }
 
 TEST(RouterIntegration, NoLiveWorkerAnswers503WithRetryAfter) {

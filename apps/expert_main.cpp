@@ -33,7 +33,9 @@ int ExpertMain(int argc, char** argv) {
       "backend", po::value<std::string>(), "router backend endpoint (default: the config's broker.backend)")(
       "replica", po::value<int>()->default_value(0), "replica number, for logs")(
       "curve-key", po::value<std::string>(), "this expert's CURVE key pair (.key; default: broker.curve.client_key)")(
-      "exit-with-parent", "exit when the parent process (the router's supervisor) dies");
+      "exit-with-parent", "exit when the parent process (the router's supervisor) dies")(
+      "health-file", po::value<std::string>(),
+      "rewrite this file every heartbeat with ready|connecting|draining, for `thalamus probe` (container probes)");
   po::variables_map vars;
   const auto check = [&] {
     if (!vars.count("expert")) throw po::error("--expert is required");
@@ -60,6 +62,7 @@ int ExpertMain(int argc, char** argv) {
     worker_options.liveness = cfg.broker.liveness;
     worker_options.max_message_bytes = cfg.broker.max_message_bytes;
     worker_options.drain_grace_ms = cfg.broker.drain_grace_ms;
+    if (vars.count("health-file")) worker_options.health_file = vars["health-file"].as<std::string>();
     if (cfg.broker.curve.enabled) {
       const std::string key =
           vars.count("curve-key") ? vars["curve-key"].as<std::string>() : cfg.broker.curve.client_key;

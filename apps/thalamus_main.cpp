@@ -22,6 +22,7 @@ constexpr Command kCommands[] = {
     {"logits", "logits of every position: thalamus logits --model DIR --ids 1,2,3", cli::RunLogits},
     {"query", "ask a router over ZeroMQ: thalamus query [--frontend EP] [--curve-key K --server-key P] TEXT",
      cli::RunQuery},
+    {"probe", "container probe of an expert: thalamus probe --file HEALTH_FILE [--ready]", cli::RunProbe},
     {"keys", "CURVE key pairs and HTTP API keys: thalamus keys generate|api --help", cli::RunKeys},
     {"ingest", "index files for a rag domain: thalamus ingest --domain NAME --index DIR FILES_OR_DIRS...",
      cli::RunIngest},

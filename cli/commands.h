@@ -26,6 +26,7 @@ int RunLogits(int argc, char** argv);
 int RunIngest(int argc, char** argv);  // ingest.cpp
 int RunKeys(int argc, char** argv);    // keys.cpp: `keys generate`
 int RunQuery(int argc, char** argv);   // query.cpp: one query through the ZeroMQ front end
+int RunProbe(int argc, char** argv);   // probe.cpp: an expert's container probe
 
 // "1,2,3" to ids; throws std::invalid_argument naming the bad item (cli/tokenize.cpp).
 std::vector<int32_t> ParseIdList(const std::string& text);

@@ -71,6 +71,8 @@ class Worker::Impl {
   bool SendOutbox(zmq::socket_t& socket);
   void SendReady(zmq::socket_t& socket);
   void SendHeartbeat(zmq::socket_t& socket);
+  // Rewrites options_.health_file (write, then rename: a reader never sees half).
+  void WriteHealth();
   // Cancels every job still waiting or running (the drain's grace ran out).
   void CancelAll();
   void Release(uint64_t request_id);
@@ -94,7 +96,9 @@ class Worker::Impl {
   std::unordered_map<uint64_t, std::shared_ptr<ServedJob>> jobs_;  // waiting and running, by request id
   size_t cancelled_jobs_ = 0;  // entries of jobs_ that were cancelled but still hold a thread
   bool stopping_ = false;
-  bool draining_ = false;  // socket thread only
+  bool draining_ = false;    // socket thread only
+  bool registered_ = false;  // this connection has heard the broker's heartbeat; socket thread only
+  bool health_error_logged_ = false;
 };
 
 class Worker::Impl::ServedJob : public Job {
@@ -242,7 +246,7 @@ void Worker::Impl::HandleFrame(zmq::socket_t& socket, const zmq::message_t& fram
       break;
     }
     case wire::Body::Disconnect: disconnect = true; break;
-    case wire::Body::Heartbeat: break;
+    case wire::Body::Heartbeat: registered_ = true; break;
     default:
       invalid_frames++;
       std::fprintf(stderr, "thalamus-expert: ignored a %s from the router\n", wire::EnumNameBody(envelope->body.type));
@@ -262,7 +266,9 @@ void Worker::Impl::HandleFrame(zmq::socket_t& socket, const zmq::message_t& fram
 bool Worker::Impl::Session(zmq::socket_t& socket, const std::atomic<bool>& stop) {
   const auto heartbeat = std::chrono::milliseconds(options_.heartbeat_ms);
   const auto silence_limit = heartbeat * options_.liveness;
+  registered_ = false;
   SendReady(socket);
+  WriteHealth();
   auto last_heard = Clock::now();
   auto next_heartbeat = Clock::now() + heartbeat;
   Clock::time_point drain_until;
@@ -313,7 +319,23 @@ bool Worker::Impl::Session(zmq::socket_t& socket, const std::atomic<bool>& stop)
   }
 }
 
+void Worker::Impl::WriteHealth() {
+  if (options_.health_file.empty()) return;
+  const char* state = draining_ ? "draining\n" : registered_ ? "ready\n" : "connecting\n";
+  const std::string temporary = options_.health_file + ".tmp";
+  if (FILE* file = std::fopen(temporary.c_str(), "w")) {
+    const bool written = std::fputs(state, file) >= 0;
+    if (std::fclose(file) == 0 && written && std::rename(temporary.c_str(), options_.health_file.c_str()) == 0) return;
+  }
+  if (!health_error_logged_) {  // once: it is rewritten every heartbeat
+    std::fprintf(stderr, "[%s] cannot write the health file %s\n", options_.service.c_str(),
+                 options_.health_file.c_str());
+    health_error_logged_ = true;
+  }
+}
+
 void Worker::Impl::SendHeartbeat(zmq::socket_t& socket) {
+  WriteHealth();
   wire::HeartbeatT beat;
   beat.in_flight = static_cast<uint32_t>(InFlight());
   beat.draining = draining_;

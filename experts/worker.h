@@ -31,6 +31,11 @@ struct WorkerOptions {
   int64_t max_message_bytes = 64 << 20;  // ZMQ_MAXMSGSIZE: a larger frame drops the connection
   // After `stop`: how long requests in flight may still take (broker.drain_grace_ms).
   int drain_grace_ms = 30000;
+  // When set, rewritten every heartbeat with the worker's state: "ready"
+  // (the broker has taken it: it heartbeats to it), "connecting" or
+  // "draining". Its age says whether the socket thread is alive. For
+  // container probes (`thalamus probe`); "" writes nothing.
+  std::string health_file;
   // CURVE: the worker's own key pair and the router's public key; no
   // curve_server_key: plaintext.
   security::KeyPair curve_keys;

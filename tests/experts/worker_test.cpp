@@ -2,6 +2,9 @@
 #include "experts/worker.h"
 
 #include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -109,6 +112,7 @@ class WorkerTest : public ::testing::Test {
     options.heartbeat_ms = heartbeat_ms_;
     options.drain_grace_ms = drain_grace_ms_;
     options.liveness = liveness_;
+    options.health_file = health_file_;
     worker_ = std::make_unique<Worker>(options, std::move(expert));
     thread_ = std::thread([this] { worker_->Run(stop_); });
   }
@@ -127,6 +131,7 @@ class WorkerTest : public ::testing::Test {
   int heartbeat_ms_ = 50;
   int drain_grace_ms_ = 30000;
   int liveness_ = 3;
+  std::string health_file_;
   FakeBroker broker_;
   std::atomic<bool> stop_{false};
   std::unique_ptr<Worker> worker_;
@@ -282,6 +287,25 @@ TEST_F(WorkerTest, DrainGiveUpAfterItsGracePeriod) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2000));
   thread_.join();
   EXPECT_EQ(broker_.replies_seen(), 0);
+}
+
+// The health file says "connecting" until the broker heartbeats to the
+// worker (it took its READY), then "ready".
+TEST_F(WorkerTest, HealthFileSaysReadyOnceTheBrokerTookIt) {
+  health_file_ = ::testing::TempDir() + "/worker_test_health_" + std::to_string(getpid());
+  auto read = [&] {
+    std::ifstream in(health_file_);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  Start();
+  broker_.Next(wire::Body::Ready);
+  broker_.Next(wire::Body::Heartbeat);  // written again with each heartbeat
+  EXPECT_EQ(read(), "connecting\n");
+  broker_.Send(messages::EncodeBody(wire::HeartbeatT{}));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (read() != "ready\n" && std::chrono::steady_clock::now() < until) broker_.Next(wire::Body::Heartbeat);
+  EXPECT_EQ(read(), "ready\n");
+  std::remove(health_file_.c_str());
 }
 
 TEST_F(WorkerTest, ReconnectsWhenTheBrokerSaysDisconnect) {

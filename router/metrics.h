@@ -2,6 +2,7 @@
 // Thread-safe: every method may be called from any thread.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -47,8 +48,16 @@ class Metrics {
   void CountAuthFailure(const std::string& endpoint);
   // thalamus_refused_workers_total{service}: READYs refused (unknown service: service="", or a cap).
   void CountRefusedWorker(const std::string& service);
-  // thalamus_gate_entropy_bits: entropy of the trained gate's distribution per decision
+  // thalamus_gate_entropy: entropy of the trained gate's distribution per decision
   void ObserveGateEntropy(double bits);
+  // Streamed answers, by the service whose text streams:
+  // thalamus_time_to_first_token_seconds{service} (query arrival to first
+  // text) and thalamus_inter_token_latency_seconds{service} (between pieces).
+  void ObserveTimeToFirstToken(const std::string& service, double seconds);
+  void ObserveInterTokenLatency(const std::string& service, double seconds);
+  // thalamus_prompt_tokens_total{service}, thalamus_completion_tokens_total{service}:
+  // what each expert's answers report.
+  void CountTokens(const std::string& service, uint64_t prompt, uint64_t completion);
   // thalamus_expert_restarts_total{service}: local expert processes the supervisor restarted.
   void CountRestart(const std::string& service);
   // Creates a configured service's counters at 0 (retries, restarts, gate
@@ -57,7 +66,8 @@ class Metrics {
   // first event.
   void DeclareService(const std::string& service);
 
-  // The Prometheus text exposition format.
+  // The Prometheus text exposition format, with thalamus_build_info and the
+  // process_* series of this process (process_metrics.h).
   std::string Serialize() const;
   prometheus::Registry& registry();
 

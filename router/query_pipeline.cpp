@@ -69,7 +69,8 @@ struct QueryPipeline::QueryState {
   std::vector<uint32_t> retry_after_ms;                  // parallel to traces
   size_t outstanding = 0;
   bool generating = false;
-  bool streamed = false;
+  bool streamed = false;  // some text went out as a partial
+  Clock::time_point last_partial;
 };
 
 QueryPipeline::QueryPipeline(const config::Config& config, EventLoop& loop, Dispatcher& dispatcher, Metrics& metrics)
@@ -253,8 +254,18 @@ void QueryPipeline::DispatchExperts(const std::shared_ptr<QueryState>& state, co
 
     DispatchCallbacks callbacks;
     if (stream_through) {
-      callbacks.on_partial = [state](const wire::PartialT& partial) {
-        state->streamed = true;
+      callbacks.on_partial = [this, state, service](const wire::PartialT& partial) {
+        if (!partial.text.empty()) {
+          const auto now = Clock::now();
+          if (!state->streamed) {
+            metrics_.ObserveTimeToFirstToken(service, std::chrono::duration<double>(now - state->start).count());
+          } else {
+            metrics_.ObserveInterTokenLatency(service,
+                                              std::chrono::duration<double>(now - state->last_partial).count());
+          }
+          state->last_partial = now;
+          state->streamed = true;
+        }
         if (state->callbacks.on_partial) state->callbacks.on_partial(partial.text);
       };
     }
@@ -336,6 +347,10 @@ void QueryPipeline::Complete(const std::shared_ptr<QueryState>& state) {
   uint32_t failure_retry_after = 0;
   std::string concatenated;
   for (size_t i = 0; i < state->replies.size(); ++i) {
+    const wire::ExpertReplyT& any = state->replies[i];
+    if (any.status == wire::StatusCode::OK) {
+      metrics_.CountTokens(state->traces[i].service, any.prompt_tokens, any.completion_tokens);
+    }
     if (!state->answering[i]) continue;
     const wire::ExpertReplyT& reply = state->replies[i];
     if (reply.status != wire::StatusCode::OK) {

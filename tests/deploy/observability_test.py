@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """deploy/prometheus and deploy/grafana against a live router and a real Prometheus.
 
-1. promtool accepts the alert rules and the scrape config.
+1. promtool accepts the alert rules and the scrape config, and finds nothing
+   to say about the router's /metrics (names, units, help).
 2. Every metric the dashboard's panels and the alerts query is one a live
    router exports (its /metrics, with a configured service and no traffic).
 3. A real Prometheus (Debian's `prometheus`) scrapes that router: a query over
@@ -90,7 +91,7 @@ def exported_families(metrics_text):
 
 def check_metrics_exist(exprs, families):
     for expr in exprs:
-        for name in set(re.findall(r"\bthalamus_[a-z_]+", expr)):
+        for name in set(re.findall(r"\b(?:thalamus|process)_[a-z_]+", expr)):
             base = re.sub(r"_(bucket|sum|count)$", "", name)
             if name in families or families.get(base) == "histogram":
                 continue
@@ -135,7 +136,11 @@ def main():
                         "--timeout-ms", "10000", "hello"], check=True, capture_output=True)
 
         exprs = dashboard_exprs() + alert_exprs()
-        check_metrics_exist([e for e in exprs if "thalamus_" in e], exported_families(get(router + "/metrics")))
+        metrics = get(router + "/metrics")
+        check_metrics_exist(exprs, exported_families(metrics))
+        lint = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True, text=True)
+        if lint.returncode != 0 or lint.stdout.strip() or lint.stderr.strip():
+            fail("promtool check metrics on the router's /metrics: " + lint.stdout + lint.stderr)
 
         prometheus_port = free_port()
         scrape = os.path.join(work, "prometheus.yml")

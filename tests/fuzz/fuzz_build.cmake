@@ -66,7 +66,7 @@ thalamus_fuzz_target(fuzz_safetensors
 thalamus_fuzz_target(fuzz_http
   SOURCES ${PROJECT_SOURCE_DIR}/frontends/http_server.cpp ${PROJECT_SOURCE_DIR}/frontends/http_session.cpp
           ${PROJECT_SOURCE_DIR}/frontends/http_head.cpp ${PROJECT_SOURCE_DIR}/frontends/openai_request.cpp
-          ${PROJECT_SOURCE_DIR}/frontends/openai_response.cpp ${PROJECT_SOURCE_DIR}/router/metrics.cpp
+          ${PROJECT_SOURCE_DIR}/frontends/openai_response.cpp ${PROJECT_SOURCE_DIR}/router/metrics.cpp ${PROJECT_SOURCE_DIR}/router/process_metrics.cpp
           ${PROJECT_SOURCE_DIR}/router/event_loop.cpp ${PROJECT_SOURCE_DIR}/security/api_keys.cpp
           ${PROJECT_SOURCE_DIR}/security/curve_keys.cpp ${PROJECT_SOURCE_DIR}/tests/frontends/scripted_query_service.cpp
   LIBS thalamus_messages thalamus_config nlohmann_json::nlohmann_json Boost::system prometheus-cpp::core cppzmq
@@ -79,7 +79,7 @@ thalamus_fuzz_target(fuzz_http
 # Decode + dispatch on the front end, the broker's backend and a worker, wired as in the service.
 thalamus_fuzz_target(fuzz_dispatch
   SOURCES ${PROJECT_SOURCE_DIR}/frontends/zmq_frontend.cpp ${PROJECT_SOURCE_DIR}/router/broker.cpp
-          ${PROJECT_SOURCE_DIR}/router/event_loop.cpp ${PROJECT_SOURCE_DIR}/router/metrics.cpp
+          ${PROJECT_SOURCE_DIR}/router/event_loop.cpp ${PROJECT_SOURCE_DIR}/router/metrics.cpp ${PROJECT_SOURCE_DIR}/router/process_metrics.cpp
           ${PROJECT_SOURCE_DIR}/experts/worker.cpp ${PROJECT_SOURCE_DIR}/experts/echo_expert.cpp
           ${PROJECT_SOURCE_DIR}/security/curve_keys.cpp ${PROJECT_SOURCE_DIR}/tests/frontends/scripted_query_service.cpp
   LIBS thalamus_messages thalamus_config nlohmann_json::nlohmann_json Boost::system prometheus-cpp::core cppzmq

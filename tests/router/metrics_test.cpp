@@ -70,6 +70,26 @@ TEST(MetricsTest, DeclaredServicesStartAtZero) {
   EXPECT_TRUE(Has(text, R"(thalamus_expert_failures_total{reason="deadline_exceeded",service="docs"} 0)")) << text;
   EXPECT_TRUE(Has(text, R"(thalamus_expert_restarts_total{service="docs"} 1)")) << text;
   EXPECT_FALSE(Has(text, R"(reason="ok")")) << text;
+  EXPECT_TRUE(Has(text, R"(thalamus_time_to_first_token_seconds_count{service="docs"} 0)")) << text;
+  EXPECT_TRUE(Has(text, R"(thalamus_prompt_tokens_total{service="docs"} 0)")) << text;
+}
+
+TEST(MetricsTest, StreamingTokensBuildAndProcess) {
+  Metrics metrics;
+  metrics.ObserveTimeToFirstToken("mamba", 0.2);
+  metrics.ObserveInterTokenLatency("mamba", 0.01);
+  metrics.ObserveInterTokenLatency("mamba", 0.03);
+  metrics.CountTokens("mamba", 12, 5);
+  std::string text = metrics.Serialize();
+  EXPECT_TRUE(Has(text, R"(thalamus_time_to_first_token_seconds_sum{service="mamba"} 0.2)")) << text;
+  EXPECT_TRUE(Has(text, R"(thalamus_inter_token_latency_seconds_count{service="mamba"} 2)")) << text;
+  EXPECT_TRUE(Has(text, R"(thalamus_prompt_tokens_total{service="mamba"} 12)")) << text;
+  EXPECT_TRUE(Has(text, R"(thalamus_completion_tokens_total{service="mamba"} 5)")) << text;
+  EXPECT_TRUE(Has(text, R"(thalamus_build_info{revision=")")) << text;
+  for (const char* name : {"process_cpu_seconds_total ", "process_resident_memory_bytes ", "process_open_fds ",
+                           "process_max_fds ", "process_start_time_seconds ", "process_virtual_memory_bytes "}) {
+    EXPECT_TRUE(Has(text, name)) << name << "\n" << text;
+  }
 }
 
 // Each thread remembers the series it used; a Metrics made after another one

@@ -8,6 +8,7 @@
 
 #include "apps/expert_main.h"
 #include "apps/run_with_config.h"
+#include "apps/version.h"
 #include "cli/parse_options.h"
 #include "config/config.h"
 #include "experts/worker.h"
@@ -27,6 +28,7 @@ void OnSignal(int) { g_stop = true; }
 }  // namespace
 
 int ExpertMain(int argc, char** argv) {
+  if (PrintVersionIfAsked(argc, argv, "thalamus-expert")) return 0;
   namespace po = boost::program_options;
   po::options_description options = ConfigOptions("thalamus-expert: serve one expert of a config");
   options.add_options()("expert", po::value<std::string>(), "the expert block (name) to serve")(

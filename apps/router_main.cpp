@@ -15,6 +15,7 @@
 
 #include "apps/router_main.h"
 #include "apps/run_with_config.h"
+#include "apps/version.h"
 #include "cli/parse_options.h"
 #include "frontends/http_server.h"
 #include "frontends/zmq_frontend.h"
@@ -179,6 +180,7 @@ int Serve(const config::Config& config, const std::string& config_path, const st
 }  // namespace
 
 int RouterMain(int argc, char** argv) {
+  if (PrintVersionIfAsked(argc, argv, "thalamus-router")) return 0;
   namespace po = boost::program_options;
   po::options_description options = ConfigOptions("thalamus-router: the Thalamus router");
   options.add_options()("ready-file", po::value<std::string>(), "write the bound endpoints here as JSON once serving")(

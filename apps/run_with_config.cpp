@@ -8,8 +8,8 @@ namespace thalamus::apps {
 boost::program_options::options_description ConfigOptions(const std::string& caption) {
   namespace po = boost::program_options;
   po::options_description options(caption);
-  options.add_options()("help,h", "show this help")("config", po::value<std::string>(),
-                                                    "config file (default: the embedded config/default.yaml)");
+  options.add_options()("help,h", "show this help")("version", "print the version and exit")(
+      "config", po::value<std::string>(), "config file (default: the embedded config/default.yaml)");
   return options;
 }
 

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <iterator>
 
+#include "apps/version.h"
 #include "cli/commands.h"
 
 namespace thalamus::apps {
@@ -31,12 +32,15 @@ constexpr Command kCommands[] = {
 void PrintUsage() {
   std::fprintf(stderr, "usage: thalamus <command> [options]\n\ncommands:\n");
   for (const Command& command : kCommands) std::fprintf(stderr, "  %-10s %s\n", command.name, command.summary);
-  std::fprintf(stderr, "\n`thalamus <command> --help` describes a command's options.\n");
+  std::fprintf(stderr,
+               "\n`thalamus <command> --help` describes a command's options; `thalamus --version` the build.\n");
 }
 
 }  // namespace
 
 int ToolMain(int argc, char** argv) {
+  // Only as the first argument: after a command, the command's options.
+  if (argc >= 2 && std::strcmp(argv[1], "--version") == 0) return PrintVersionIfAsked(2, argv, "thalamus") ? 0 : 1;
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     PrintUsage();
     return argc < 2 ? 2 : 0;

@@ -2,6 +2,7 @@
 
 #include "messages/messages.h"
 #include "router/process_metrics.h"
+#include "thalamus/version.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -17,15 +18,6 @@
 #include <string_view>
 #include <unordered_map>
 #include <utility>
-
-// Set by router/CMakeLists.txt: the project version and the git revision
-// the build was configured at.
-#ifndef THALAMUS_VERSION
-#define THALAMUS_VERSION "unknown"
-#endif
-#ifndef THALAMUS_REVISION
-#define THALAMUS_REVISION "unknown"
-#endif
 
 namespace thalamus::router {
 

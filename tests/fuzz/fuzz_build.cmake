@@ -29,7 +29,7 @@ set(_fuzz ${PROJECT_SOURCE_DIR}/tests/fuzz)
 function(thalamus_fuzz_target name)
   cmake_parse_arguments(ARG "" "" "SOURCES;LIBS;ARGS" ${ARGN})
   add_executable(${name} ${_fuzz}/${name}.cpp ${ARG_SOURCES})
-  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR} ${THALAMUS_GENERATED_DIR})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} -fsanitize=fuzzer)
   # A copy of the seed corpus collects what this run finds; the repository's stays as it is.
   set(work ${CMAKE_CURRENT_BINARY_DIR}/corpus/${name})

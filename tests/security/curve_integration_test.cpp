@@ -5,6 +5,7 @@
 // the front end, through `thalamus query`.
 #include <chrono>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -30,6 +31,27 @@ int LiveWorkers(int port) {
   return models["data"][0]["live_workers"].get<int>();
 }
 
+// The router on `config`, started and ready (every service has a live
+// worker); throws with its log when it is not within 20 s each.
+struct ReadyRouter {
+  ReadyRouter(const testing::TempDir& dir, const std::string& config) : log(dir.path() + "/router.log") {
+    const std::string ready = dir.path() + "/ready.json";
+    process = Process(testing::BinDir() + "/thalamus-router", {"--config", config, "--ready-file", ready}, log);
+    if (!WaitFor([&] { return !testing::ReadFile(ready).empty(); }, 20s)) {
+      throw std::runtime_error("router did not start: " + testing::ReadFile(log));
+    }
+    info = json::parse(testing::ReadFile(ready));
+    port = info["http_port"];
+    if (!WaitFor([&] { return HttpRequest(port, "GET", "/readyz").status == 200; }, 20s)) {
+      throw std::runtime_error("router not ready: " + testing::ReadFile(log));
+    }
+  }
+  std::string log;
+  Process process;
+  json info;
+  int port = 0;
+};
+
 TEST(CurveIntegration, OnlyExpertsWithAuthorizedKeysServe) {
   testing::TempDir dir;
   std::filesystem::create_directories(dir.path() + "/experts");
@@ -46,15 +68,10 @@ TEST(CurveIntegration, OnlyExpertsWithAuthorizedKeysServe) {
                 "  curve: {router_key: router.key, router_public_key: router.pub, authorized_keys: experts,\n"
                 "          client_key: expert.key}\n" +
                     experts);
-  const std::string ready = dir.path() + "/ready.json";
-  const std::string log = dir.path() + "/router.log";
-  Process router(testing::BinDir() + "/thalamus-router", {"--config", config, "--ready-file", ready}, log);
-  ASSERT_TRUE(WaitFor([&] { return !testing::ReadFile(ready).empty(); }, 20s)) << testing::ReadFile(log);
-  const json info = json::parse(testing::ReadFile(ready));
-  const int port = info["http_port"];
-  const std::string backend = info["backend"];
-  ASSERT_TRUE(WaitFor([&] { return HttpRequest(port, "GET", "/readyz").status == 200; }, 20s))
-      << testing::ReadFile(log);
+  ReadyRouter router(dir, config);
+  const int port = router.port;
+  const std::string& log = router.log;
+  const std::string backend = router.info["backend"];
 
   const json chat = {{"model", "echo"}, {"messages", json::array({{{"role", "user"}, {"content", "over curve"}}})}};
   const auto answer = HttpRequest(port, "POST", "/v1/chat/completions", chat.dump());
@@ -102,14 +119,10 @@ TEST(CurveIntegration, OnlyClientsWithAuthorizedKeysAreAnswered) {
                 "broker:\n  frontend: \"tcp://127.0.0.1:*\"\n  backend: \"tcp://127.0.0.1:*\"\n"
                 "  frontend_curve: {router_key: router.key, router_public_key: router.pub, authorized_keys: clients}\n"
                 "experts:\n  - {name: echo, kind: echo, replicas: 1}\n");
-  const std::string ready = dir.path() + "/ready.json";
-  const std::string log = dir.path() + "/router.log";
-  Process router(testing::BinDir() + "/thalamus-router", {"--config", config, "--ready-file", ready}, log);
-  ASSERT_TRUE(WaitFor([&] { return !testing::ReadFile(ready).empty(); }, 20s)) << testing::ReadFile(log);
-  const json info = json::parse(testing::ReadFile(ready));
-  const int port = info["http_port"];
-  ASSERT_TRUE(WaitFor([&] { return HttpRequest(port, "GET", "/readyz").status == 200; }, 20s))
-      << testing::ReadFile(log);
+  ReadyRouter router(dir, config);
+  const int port = router.port;
+  const std::string& log = router.log;
+  const json& info = router.info;
   // Runs `thalamus query` with `keys` (client key, router public key; none: plaintext).
   auto ask = [&](const std::string& name, const std::vector<std::string>& keys, std::string* output) {
     std::vector<std::string> args = {"query", "--frontend", info["frontend"], "--timeout-ms", "5000"};

@@ -7,45 +7,16 @@
 # without it. Usage: multihost_partition_test.sh BIN_DIR
 set -euo pipefail
 bin=$1
-if [ "$(id -u)" -ne 0 ] || ! command -v ip > /dev/null; then
-  echo "partition: needs root and iproute2; skipped"
-  exit 77
-fi
-id=$$
+NETNS_TEST=partition
+source "$(dirname "$0")/../support/netns.sh"
+id=$netns_id
 net=$((id % 200 + 20))
 router_ns=thp-router-$id
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do
-    kill -9 "$pid" 2> /dev/null || true
-    wait "$pid" 2> /dev/null || true
-  done
-  for ns in "$router_ns" "thp-a-$id" "thp-b-$id"; do ip netns del "$ns" 2> /dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() {
-  echo "partition: FAILED: $*"
-  echo "--- router log"; cat "$work/router.log" || true
-  for f in "$work"/expert-*.log; do echo "--- $f"; cat "$f"; done
-  exit 1
-}
-
-ip netns add "$router_ns"
-ip -n "$router_ns" link set lo up
+netns_add "$router_ns"
 # host NAME SUBNET: a namespace linked to the router's by its own veth pair.
 host() {
-  local ns=thp-$1-$id subnet=$2
-  ip netns add "$ns"
-  ip link add "vr$1$id" type veth peer name "ve$1$id"
-  ip link set "vr$1$id" netns "$router_ns"
-  ip link set "ve$1$id" netns "$ns"
-  ip -n "$router_ns" addr add "$subnet.1/24" dev "vr$1$id"
-  ip -n "$ns" addr add "$subnet.2/24" dev "ve$1$id"
-  ip -n "$ns" link set lo up
-  ip -n "$router_ns" link set "vr$1$id" up
-  ip -n "$ns" link set "ve$1$id" up
+  netns_add "thp-$1-$id"
+  netns_link "$router_ns" "vr$1$id" "$2.1" "thp-$1-$id" "ve$1$id" "$2.2"
 }
 host a "10.232.$net"
 host b "10.233.$net"

@@ -9,43 +9,15 @@
 # (skipped) without it. Usage: multihost_test.sh BIN_DIR
 set -euo pipefail
 bin=$1
-if [ "$(id -u)" -ne 0 ] || ! command -v ip > /dev/null; then
-  echo "multihost: needs root and iproute2; skipped"
-  exit 77
-fi
-id=$$
+NETNS_TEST=multihost
+source "$(dirname "$0")/../support/netns.sh"
+id=$netns_id
 net=$((id % 200 + 20))
 router_ns=thr-router-$id expert_ns=thr-expert-$id
 router_ip=10.231.$net.1 expert_ip=10.231.$net.2
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do
-    kill -9 "$pid" 2> /dev/null || true
-    wait "$pid" 2> /dev/null || true
-  done
-  ip netns del "$router_ns" 2> /dev/null || true
-  ip netns del "$expert_ns" 2> /dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() {
-  echo "multihost: FAILED: $*"
-  echo "--- router log"; cat "$work/router.log" || true
-  for f in "$work"/expert-*.log; do echo "--- $f"; cat "$f"; done
-  exit 1
-}
-
-ip netns add "$router_ns"
-ip netns add "$expert_ns"
-ip link add "veth-r$id" type veth peer name "veth-e$id"
-ip link set "veth-r$id" netns "$router_ns"
-ip link set "veth-e$id" netns "$expert_ns"
-ip -n "$router_ns" addr add "$router_ip/24" dev "veth-r$id"
-ip -n "$expert_ns" addr add "$expert_ip/24" dev "veth-e$id"
-for ns in "$router_ns" "$expert_ns"; do ip -n "$ns" link set lo up; done
-ip -n "$router_ns" link set "veth-r$id" up
-ip -n "$expert_ns" link set "veth-e$id" up
+netns_add "$router_ns"
+netns_add "$expert_ns"
+netns_link "$router_ns" "veth-r$id" "$router_ip" "$expert_ns" "veth-e$id" "$expert_ip"
 
 cd "$work"
 mkdir experts
